@@ -1,0 +1,8 @@
+"""efficientnet-edge runtime: classify images with converted EfficientNet TFLite models.
+
+Imports numpy, Pillow and a TFLite interpreter only — never TensorFlow.
+"""
+from .preprocess import ImageDecodeError, normalize, open_image, preprocess
+from .variants import MODEL_NAMES, PreprocessSpec, Variant, get_variant, preprocess_spec
+
+__version__ = "0.1.0"
