@@ -1,0 +1,1 @@
+"""Keras EfficientNet B0–B7 / Lite0–4 → TFLite converters."""
