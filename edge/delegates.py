@@ -1,0 +1,189 @@
+"""Delegate choice and loading: XNNPACK, built-in CPU kernels, GPU, Edge TPU or an external .so.
+
+Nothing here reports a delegate that did not load: a failure either raises
+:class:`DelegateUnavailableError` or, with ``fallback=True``, warns and plans XNNPACK instead.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import platform
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ._schema import schema_py_generated as _fb
+from .backends import Backend
+
+EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+
+#: Edge TPU runtime library per platform (pycoral's table).
+EDGETPU_LIBRARY = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib",
+                   "Windows": "edgetpu.dll"}
+#: TFLite GPU delegate library per platform (built from tensorflow/lite/delegates/gpu).
+GPU_LIBRARY = {"Linux": "libtensorflowlite_gpu_delegate.so",
+               "Darwin": "libtensorflowlite_gpu_delegate.dylib",
+               "Windows": "tensorflowlite_gpu_delegate.dll"}
+_INSTALL = {
+    "edgetpu": "install the Edge TPU runtime (https://coral.ai/software/#edgetpu-runtime, "
+               "e.g. `apt-get install libedgetpu1-std`) and plug in / enable the Coral device",
+    "gpu": "build or download the TFLite GPU delegate (bazel build "
+           "//tensorflow/lite/delegates/gpu:libtensorflowlite_gpu_delegate.so) and put it on "
+           "the library path, or pass its path as delegate=",
+}
+_DEVICE = re.compile(r"^(usb|pci)(:\d+)?$")
+
+
+class DelegateKind(str, enum.Enum):
+    """Delegate names shared by the API and the CLI (a path to a delegate library also works)."""
+
+    AUTO = "auto"
+    XNNPACK = "xnnpack"
+    CPU = "cpu"
+    GPU = "gpu"
+    EDGETPU = "edgetpu"
+
+
+class DelegateUnavailableError(RuntimeError):
+    """A delegate was asked for and could not be loaded (or cannot run this model)."""
+
+
+@dataclass
+class DelegatePlan:
+    """What the interpreter will be built with, and what to report as running."""
+
+    #: What runs: 'xnnpack', 'cpu', 'gpu', 'edgetpu', 'external:<lib>' or 'custom:<type>'.
+    name: str
+    delegates: list = field(default_factory=list)
+    #: OpResolverType member to pass, or None for the backend's default (XNNPACK on).
+    op_resolver: Any = None
+    #: Why the requested delegate was replaced by XNNPACK (fallback=True), else None.
+    fallback_reason: str | None = None
+
+
+def library_name(kind: str, system: str | None = None) -> str:
+    """The shared library name of the 'edgetpu' or 'gpu' delegate on ``system`` (default: here).
+
+    Raises:
+        DelegateUnavailableError: no such library for that platform.
+    """
+    system = system or platform.system()
+    table = EDGETPU_LIBRARY if kind == "edgetpu" else GPU_LIBRARY
+    if system not in table:
+        raise DelegateUnavailableError(f"no {kind} delegate library known for {system}")
+    return table[system]
+
+
+def is_edgetpu_model(model: bytes) -> bool:
+    """True when the model was compiled by ``edgetpu_compiler`` (uses the Edge TPU custom op)."""
+    try:
+        m = _fb.Model.GetRootAs(model, 0)
+        for i in range(m.OperatorCodesLength()):
+            code = m.OperatorCodes(i).CustomCode()
+            if code and code.decode("utf-8", "replace") == EDGETPU_CUSTOM_OP:
+                return True
+    except Exception:  # not a flatbuffer we can walk: let the interpreter complain
+        return False
+    return False
+
+
+def count_delegated_ops(interpreter: Any) -> int | None:
+    """How many nodes of the execution plan a delegate took (None if the runtime can't say)."""
+    try:
+        return sum(1 for op in interpreter._get_ops_details() if op.get("op_name") == "DELEGATE")
+    except Exception:
+        return None
+
+
+def _load(backend: Backend, library: str, options: Mapping[str, Any] | None, kind: str) -> Any:
+    try:
+        return backend.load_delegate(library, dict(options or {}))
+    except (OSError, ValueError, RuntimeError) as e:
+        how = _INSTALL.get(kind, "check the path and that it exports tflite_plugin_create_delegate")
+        raise DelegateUnavailableError(
+            f"{kind} delegate unavailable: tried {library!r} with options {dict(options or {})}: "
+            f"{str(e).strip()}; {how}") from e
+
+
+def _edgetpu_options(device: str | None, options: Mapping[str, Any] | None) -> dict:
+    opts = dict(options or {})
+    if device is not None:
+        opts["device"] = device
+    if "device" in opts and not _DEVICE.match(str(opts["device"])):
+        raise ValueError(f"Edge TPU device must be 'usb', 'usb:N', 'pci' or 'pci:N', "
+                         f"got {opts['device']!r}")
+    return opts
+
+
+def plan_delegate(delegate: Any, backend: Backend, model: bytes,
+                  options: Mapping[str, Any] | None = None, fallback: bool = False) -> DelegatePlan:
+    """Resolve and load the delegate for ``model``.
+
+    ``delegate``: 'auto' (Edge TPU for edgetpu_compiler output, else XNNPACK), 'xnnpack', 'cpu'
+    (built-in kernels, XNNPACK off), 'gpu', 'edgetpu' or 'edgetpu:usb[:N]' / 'edgetpu:pci[:N]',
+    a path to a delegate library (loaded with ``options``), or an already loaded delegate object
+    (used as is; it wins over everything else).
+
+    Raises:
+        DelegateUnavailableError: the delegate cannot be loaded and ``fallback`` is False (an
+            Edge TPU–compiled model never falls back: it cannot run without the Edge TPU), or
+            'edgetpu' was asked for a model that is not Edge TPU–compiled.
+        ValueError: unknown delegate name or bad Edge TPU device string.
+    """
+    if delegate is not None and not isinstance(delegate, (str, os.PathLike)):
+        return DelegatePlan(f"custom:{type(delegate).__name__}", [delegate])
+    text = os.fspath(delegate) if delegate is not None else "auto"
+    kind, _, device = text.partition(":") if text.startswith("edgetpu") else (text, "", "")
+    kind = kind.lower() if kind.lower() in {k.value for k in DelegateKind} else kind
+    edgetpu_model = is_edgetpu_model(model)
+
+    def fail(err: DelegateUnavailableError) -> DelegatePlan:
+        if not fallback or edgetpu_model:
+            raise err
+        warnings.warn(f"{err}; falling back to XNNPACK on the CPU", RuntimeWarning, stacklevel=3)
+        return DelegatePlan(DelegateKind.XNNPACK.value, fallback_reason=str(err))
+
+    if kind == DelegateKind.AUTO.value:
+        if not edgetpu_model:
+            return DelegatePlan(DelegateKind.XNNPACK.value)
+        kind = DelegateKind.EDGETPU.value
+    if kind == DelegateKind.XNNPACK.value:
+        if edgetpu_model:
+            raise DelegateUnavailableError("this model is Edge TPU–compiled (edgetpu-custom-op) "
+                                           "and only runs with delegate='edgetpu'")
+        return DelegatePlan(DelegateKind.XNNPACK.value)
+    if kind == DelegateKind.CPU.value:
+        resolver = backend.builtin_without_default_delegates()
+        if resolver is None:
+            return fail(DelegateUnavailableError(
+                f"backend {backend.name!r} cannot switch XNNPACK off "
+                "(no OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES); pip install ai-edge-litert"))
+        return DelegatePlan(DelegateKind.CPU.value, op_resolver=resolver)
+    if kind == DelegateKind.EDGETPU.value:
+        opts = _edgetpu_options(device or None, options)
+        if not edgetpu_model:
+            return fail(DelegateUnavailableError(
+                "delegate='edgetpu' needs a model compiled by edgetpu_compiler (it has no "
+                f"{EDGETPU_CUSTOM_OP}); run `edgetpu_compiler model_int8.tflite` and use its "
+                "*_edgetpu.tflite output"))
+        try:
+            lib = library_name("edgetpu")
+            return DelegatePlan(DelegateKind.EDGETPU.value, [_load(backend, lib, opts, "edgetpu")])
+        except DelegateUnavailableError as e:
+            return fail(e)
+    if kind == DelegateKind.GPU.value:
+        try:
+            lib = library_name("gpu")
+            return DelegatePlan(DelegateKind.GPU.value, [_load(backend, lib, options, "gpu")])
+        except DelegateUnavailableError as e:
+            return fail(e)
+    looks_like_path = os.sep in text or "/" in text or text.endswith((".so", ".dylib", ".dll"))
+    if not looks_like_path:
+        raise ValueError(f"unknown delegate {text!r}; valid: "
+                         f"{', '.join(k.value for k in DelegateKind)}, or a delegate library path")
+    try:
+        return DelegatePlan(f"external:{os.path.basename(text)}",
+                            [_load(backend, text, options, "external")])
+    except DelegateUnavailableError as e:
+        return fail(e)
