@@ -103,7 +103,7 @@ def _load(backend: Backend, library: str, options: Mapping[str, Any] | None, kin
         how = _INSTALL.get(kind, "check the path and that it exports tflite_plugin_create_delegate")
         raise DelegateUnavailableError(
             f"{kind} delegate unavailable: tried {library!r} with options {dict(options or {})}: "
-            f"{str(e).strip()}; {how}") from e
+            f"{' '.join(str(e).split())}; {how}") from e
 
 
 def _edgetpu_options(device: str | None, options: Mapping[str, Any] | None) -> dict:

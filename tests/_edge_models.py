@@ -36,7 +36,7 @@ def _keras_model(logits: bool, normalise_inside: bool):
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(1234)
-    inp = tf.keras.Input((SIZE, SIZE, 3), name="image")
+    inp = tf.keras.Input((SIZE, SIZE, 3), batch_size=1, name="image")
     x = tf.keras.layers.Rescaling(1 / 128.0, offset=-127 / 128.0)(inp) if normalise_inside else inp
     x = tf.keras.layers.AveragePooling2D(8)(x)  # 28x28: keeps where things are in the image
     x = tf.keras.layers.Conv2D(8, 3, strides=2, activation="relu",
