@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Write the shared test vectors that android_demo/core's JVM tests compare Kotlin against.
+
+Everything comes from the SDK's own code (``edge.preprocess``, ``edge.samples``, ``edge.variants``), so the
+Kotlin pipeline is checked against exactly what Python feeds a model:
+
+* photos/    for every shipped sample photo: the decoded RGB pixels after EXIF transpose (``NAME.rgb``,
+             raw HxWx3 bytes) and the uint8 input tensor ``edge.preprocess.preprocess`` produces
+             (``NAME.input.u8``, size x size x 3).
+* resize/    small random images resized by Pillow with every filter, up- and downscaling, with boxes.
+* orient/    a small image under each EXIF orientation 1-8 after ``ImageOps.exif_transpose``.
+* outputs/   output vectors (uint8/int8 quantised with scale/zero point, and float) with numpy's
+             dequantisation and top-k (score descending, then index ascending). With ``--model`` they
+             are the real outputs of that .tflite on the photos; otherwise synthetic ones with many ties.
+* archives/  model-like files: bytes + a ZIP of ``labels.txt`` and ``efficientnet_edge.json`` appended by
+             Python's zipfile (stored and deflated), as the converter writes them.
+
+``manifest.json`` lists it all. Generated at test time into a temp dir; nothing here is committed.
+
+    python android_demo/tools/export_vectors.py --out /tmp/vectors [--model lite0] [--tflite model.tflite]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import zipfile
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from edge.preprocess import crop_and_resize, open_image, preprocess, resample_filter
+from edge.samples import sample_photos
+from edge.variants import preprocess_spec
+
+TOP_K = 5
+
+
+def top_k(scores: np.ndarray, k: int) -> list[list]:
+    """Score descending, ties broken by the lower index: the rule the app uses."""
+    order = np.lexsort((np.arange(scores.size), -scores.astype(np.float64)))[:k]
+    return [[int(i), float(scores[i])] for i in order]
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.int64) - int(zero_point)).astype(np.float32) * np.float32(scale)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x.astype(np.float64) - np.max(x.astype(np.float64)))
+    return (e / e.sum()).astype(np.float32)
+
+
+def write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def export_photos(out: str, spec) -> list[dict]:
+    rows = []
+    for photo in sample_photos():
+        decoded = open_image(photo.path)  # EXIF transpose + any mode → RGB, exactly as preprocess does
+        tensor = preprocess(photo.path, spec)
+        assert np.array_equal(tensor, crop_and_resize(decoded, spec)), photo.name
+        write(os.path.join(out, "photos", f"{photo.name}.rgb"), np.asarray(decoded, np.uint8).tobytes())
+        write(os.path.join(out, "photos", f"{photo.name}.input.u8"), tensor.tobytes())
+        rows.append({"name": photo.name, "width": decoded.width, "height": decoded.height,
+                     "rgb": f"photos/{photo.name}.rgb", "tensor": f"photos/{photo.name}.input.u8",
+                     "classes": list(photo.classes)})
+    return rows
+
+
+def export_resize(out: str) -> list[dict]:
+    rng = np.random.default_rng(1234)
+    cases = []
+    shapes = [  # (in w, in h, out w, out h, box or None)
+        (37, 23, 16, 16, (3, 2, 30, 21)),
+        (7, 5, 19, 13, None),
+        (64, 48, 10, 10, (8, 0, 56, 48)),
+        (31, 31, 31, 31, (1, 1, 30, 30)),
+        (50, 20, 24, 9, None),
+    ]
+    for n, (w, h, ow, oh, box) in enumerate(shapes):
+        src = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        if n == 0:  # hard edges exercise clipping of the negative lobes
+            src[:, : w // 2] = 0
+            src[:, w // 2:] = 255
+        img = Image.fromarray(src, "RGB")
+        write(os.path.join(out, "resize", f"src{n}.rgb"), src.tobytes())
+        for name in ("bicubic", "bilinear", "box", "hamming", "lanczos"):
+            res = img.resize((ow, oh), resample_filter(name), box=box)
+            rel = f"resize/src{n}.{name}.rgb"
+            write(os.path.join(out, rel), np.asarray(res, np.uint8).tobytes())
+            cases.append({"src": f"resize/src{n}.rgb", "width": w, "height": h, "out_width": ow,
+                          "out_height": oh, "box": list(box) if box else [0, 0, w, h],
+                          "filter": name, "expected": rel})
+    return cases
+
+
+def export_orientation(out: str) -> dict:
+    rng = np.random.default_rng(99)
+    src = rng.integers(0, 256, size=(3, 5, 3), dtype=np.uint8)
+    write(os.path.join(out, "orient", "src.rgb"), src.tobytes())
+    results = []
+    for o in range(1, 9):
+        img = Image.fromarray(src, "RGB")
+        img.getexif()[0x0112] = o
+        upright = ImageOps.exif_transpose(img)
+        rel = f"orient/o{o}.rgb"
+        write(os.path.join(out, rel), np.asarray(upright, np.uint8).tobytes())
+        results.append({"orientation": o, "width": upright.width, "height": upright.height, "file": rel})
+    return {"src": "orient/src.rgb", "width": 5, "height": 3, "results": results}
+
+
+def _output_case(out: str, name: str, raw: np.ndarray, dtype: str, scale: float, zp: int, kind: str) -> dict:
+    raw = np.ascontiguousarray(raw.reshape(-1))
+    if dtype == "float32":
+        real = raw.astype(np.float32)
+    elif scale == 0.0:
+        real = raw.astype(np.float32)
+    else:
+        real = dequantize(raw, scale, zp)
+    scores = softmax(real) if kind == "logits" else real
+    write(os.path.join(out, "outputs", f"{name}.raw"), raw.astype("<f4" if dtype == "float32" else raw.dtype).tobytes())
+    write(os.path.join(out, "outputs", f"{name}.real.f32"), real.astype("<f4").tobytes())
+    return {"name": name, "dtype": dtype, "scale": float(np.float32(scale)), "zero_point": int(zp), "kind": kind,
+            "count": int(raw.size), "raw": f"outputs/{name}.raw", "real": f"outputs/{name}.real.f32",
+            "topk": top_k(scores, TOP_K)}
+
+
+def export_outputs(out: str, photos: list[dict], tflite: str | None) -> list[dict]:
+    cases = []
+    rng = np.random.default_rng(7)
+    # Synthetic vectors: heavy ties (the common case for uint8 outputs), negative zero points, logits.
+    u8 = rng.integers(0, 12, size=1000).astype(np.uint8)
+    u8[[17, 400, 401, 999]] = [200, 230, 230, 200]
+    cases.append(_output_case(out, "synthetic_u8", u8, "uint8", 1.0 / 256.0, 0, "probabilities"))
+    i8 = rng.integers(-128, -100, size=1000).astype(np.int8)
+    i8[[3, 5, 7]] = [90, 90, 127]
+    cases.append(_output_case(out, "synthetic_i8", i8, "int8", 0.00390625, -128, "probabilities"))
+    i8l = rng.integers(-128, 128, size=1000).astype(np.int8)
+    cases.append(_output_case(out, "synthetic_i8_logits", i8l, "int8", 0.0871, 3, "logits"))
+    f = rng.normal(size=1000).astype(np.float32)
+    f[[10, 11]] = np.float32(6.5)
+    cases.append(_output_case(out, "synthetic_f32_logits", f, "float32", 0.0, 0, "logits"))
+    if tflite:
+        from ai_edge_litert.interpreter import Interpreter
+        it = Interpreter(model_path=tflite)
+        it.allocate_tensors()
+        inp, outd = it.get_input_details()[0], it.get_output_details()[0]
+        size = int(inp["shape"][1])
+        for p in photos:
+            tensor = np.fromfile(os.path.join(out, p["tensor"]), np.uint8)
+            if tensor.size != size * size * 3:
+                break
+            q = quantize_input(tensor.reshape(1, size, size, 3), inp, tflite)
+            it.set_tensor(inp["index"], q)
+            it.invoke()
+            raw = it.get_tensor(outd["index"])
+            scale, zp = outd["quantization"]
+            dtype = np.dtype(outd["dtype"]).name
+            cases.append(_output_case(out, f"model_{p['name']}", raw, dtype, float(scale), int(zp), "probabilities"))
+    return cases
+
+
+def quantize_input(pixels: np.ndarray, inp: dict, tflite: str) -> np.ndarray:
+    """Map uint8 pixels to the model's input tensor with the model's input_mean/input_std (see check_vectors)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from check_vectors import encode_input, model_normalisation
+    mean, std = model_normalisation(tflite)
+    return encode_input(pixels, inp, mean, std)
+
+
+def export_archives(out: str, spec, model: str) -> list[dict]:
+    info = {"format": "efficientnet-edge/1", "model": model, "spec": spec.to_dict(),
+            "input_mean": [127.0], "input_std": [128.0], "output": "probabilities", "labels_file": "labels.txt"}
+    labels = "".join(f"label {i}\n" for i in range(1000))
+    rows = []
+    rng = np.random.default_rng(5)
+    for name, method in (("stored", zipfile.ZIP_STORED), ("deflated", zipfile.ZIP_DEFLATED)):
+        # Flatbuffer stand-in: "TFL3" identifier and random bytes, with a fake EOCD signature inside.
+        prefix = bytearray(b"\x1c\x00\x00\x00TFL3") + rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()
+        prefix[3000:3004] = b"PK\x05\x06"
+        buf = io.BytesIO(bytes(prefix))
+        with zipfile.ZipFile(buf, "a", compression=method) as zf:
+            zf.writestr("labels.txt", labels)
+            zf.writestr("efficientnet_edge.json", json.dumps(info))
+        rel = f"archives/{name}.tflite"
+        write(os.path.join(out, rel), buf.getvalue())
+        rows.append({"file": rel, "labels": 1000, "size": spec.size, "crop_fraction": spec.crop_fraction})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="directory to write the vectors into")
+    ap.add_argument("--model", default="lite0", help="variant whose PreprocessSpec to use (default lite0)")
+    ap.add_argument("--tflite", help="optional .tflite: add its real outputs on the photos as output vectors")
+    args = ap.parse_args(argv)
+    spec = preprocess_spec(args.model)
+    os.makedirs(args.out, exist_ok=True)
+    photos = export_photos(args.out, spec)
+    manifest = {
+        "model": args.model,
+        "spec": spec.to_dict(),
+        "photos": photos,
+        "resize": export_resize(args.out),
+        "orientation": export_orientation(args.out),
+        "outputs": export_outputs(args.out, photos, args.tflite),
+        "archives": export_archives(args.out, spec, args.model),
+    }
+    with open(os.path.join(args.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    print(f"wrote {len(photos)} photos, {len(manifest['resize'])} resize cases, "
+          f"{len(manifest['outputs'])} output vectors to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
