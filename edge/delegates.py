@@ -5,6 +5,7 @@ Nothing here reports a delegate that did not load: a failure either raises
 """
 from __future__ import annotations
 
+import ctypes
 import enum
 import os
 import platform
@@ -98,6 +99,9 @@ def count_delegated_ops(interpreter: Any) -> int | None:
 
 def _load(backend: Backend, library: str, options: Mapping[str, Any] | None, kind: str) -> Any:
     try:
+        # Load the library first: the runtimes' Delegate object breaks in __del__ ("no attribute
+        # _library") when the library is missing, which surfaces as an unraisable exception.
+        ctypes.CDLL(library)
         return backend.load_delegate(library, dict(options or {}))
     except (OSError, ValueError, RuntimeError) as e:
         how = _INSTALL.get(kind, "check the path and that it exports tflite_plugin_create_delegate")

@@ -1,0 +1,140 @@
+"""Delegates: the real failure paths here (no Edge TPU, no GPU) and a fake external delegate.
+
+The fake delegate (tests/fake_delegate/fake_delegate.c) is compiled with gcc at test time. It
+CLAIMS NO OPS: it loads, records its options and is applied, but every node still runs on the
+CPU kernels. It proves options reach the library and that `.delegate` reports what loaded.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _edge_models import edge_models_fixture  # noqa: E402
+
+from edge import DelegateUnavailableError, EdgeClassifier  # noqa: E402
+from edge._schema import schema_py_generated as fb  # noqa: E402
+from edge.delegates import EDGETPU_LIBRARY, is_edgetpu_model  # noqa: E402
+from edge.samples import sample_photo  # noqa: E402
+
+import flatbuffers  # noqa: E402
+
+HERE = os.path.dirname(__file__)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    return edge_models_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def fake_delegate(tmp_path_factory):
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.skip("no C compiler (gcc) to build the fake delegate")
+    out = tmp_path_factory.mktemp("fake_delegate") / "libfake_delegate.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-o", str(out),
+                    os.path.join(HERE, "fake_delegate", "fake_delegate.c")], check=True)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def edgetpu_like(models, tmp_path_factory):
+    """The int8 model with its first operator code renamed to the Edge TPU custom op: what
+    edgetpu_compiler output looks like to the runtime (it cannot run without libedgetpu)."""
+    buf = open(models.int8, "rb").read()
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(buf, 0))
+    m.operatorCodes[0].builtinCode = fb.BuiltinOperator.CUSTOM
+    m.operatorCodes[0].deprecatedBuiltinCode = fb.BuiltinOperator.CUSTOM
+    m.operatorCodes[0].customCode = "edgetpu-custom-op"
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), b"TFL3")
+    path = tmp_path_factory.mktemp("edgetpu") / "tiny_edgetpu.tflite"
+    path.write_bytes(bytes(b.Output()))
+    return str(path)
+
+
+def test_edgetpu_model_detection(models, edgetpu_like):
+    assert is_edgetpu_model(open(edgetpu_like, "rb").read())
+    assert not is_edgetpu_model(open(models.int8, "rb").read())
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_auto_on_edgetpu_model_without_runtime_fails_clearly(edgetpu_like, fallback):
+    # no fallback possible: an Edge TPU-compiled model cannot run on the CPU
+    with pytest.raises(DelegateUnavailableError) as e:
+        EdgeClassifier(edgetpu_like, fallback=fallback)
+    assert EDGETPU_LIBRARY["Linux"] in str(e.value) and "Edge TPU runtime" in str(e.value)
+
+
+def test_edgetpu_on_plain_model_says_it_needs_the_compiler(models):
+    with pytest.raises(DelegateUnavailableError, match="edgetpu_compiler"):
+        EdgeClassifier(models.int8, delegate="edgetpu")
+    with pytest.raises(ValueError, match="usb"):
+        EdgeClassifier(models.int8, delegate="edgetpu:bluetooth")
+
+
+def test_gpu_unavailable_is_explicit_then_falls_back_honestly(models):
+    with pytest.raises(DelegateUnavailableError) as e:
+        EdgeClassifier(models.int8, delegate="gpu")
+    msg = str(e.value)
+    assert "libtensorflowlite_gpu_delegate.so" in msg and "cannot open shared object" in msg
+    with pytest.warns(RuntimeWarning, match="falling back to XNNPACK"):
+        clf = EdgeClassifier(models.int8, delegate="gpu", fallback=True)
+    with clf:
+        assert clf.delegate == "xnnpack" and "gpu" in clf.fallback_reason
+        assert clf.predict(sample_photo("chelsea").path)
+
+
+def test_cpu_turns_xnnpack_off_and_gives_the_same_top1(models):
+    path = sample_photo("coffee").path
+    with EdgeClassifier(models.fp32, delegate="cpu") as cpu, EdgeClassifier(models.fp32) as xnn:
+        assert cpu.delegate == "cpu" and cpu.delegated_ops == 0
+        assert xnn.delegate == "xnnpack" and xnn.delegated_ops > 0
+        assert cpu.predict(path)[0].index == xnn.predict(path)[0].index
+
+
+def test_unknown_delegate_name(models):
+    with pytest.raises(ValueError, match="xnnpack"):
+        EdgeClassifier(models.int8, delegate="tpu-please")
+
+
+def test_fake_external_delegate_gets_options_and_is_reported(models, fake_delegate, tmp_path):
+    log = tmp_path / "fake.log"
+    path = sample_photo("chelsea").path
+    with EdgeClassifier(models.int8) as plain:
+        want = plain.scores(path)
+    clf = EdgeClassifier(models.int8, delegate=fake_delegate,
+                         delegate_options={"log_path": str(log), "device": "usb:0"})
+    with clf:
+        assert clf.delegate == "external:libfake_delegate.so"
+        assert (clf.scores(path) == want).all()  # claimed no ops: same CPU kernels, same answer
+    lines = log.read_text().split()
+    assert f"log_path={log}" in lines and "device=usb:0" in lines
+    assert lines.index("created") < lines.index("prepare")
+
+
+def test_fake_delegate_failure_path_and_fallback(models, fake_delegate):
+    with pytest.raises(DelegateUnavailableError, match="asked to fail"):
+        EdgeClassifier(models.int8, delegate=fake_delegate, delegate_options={"fail": "1"})
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        clf = EdgeClassifier(models.int8, delegate=fake_delegate, delegate_options={"fail": "1"},
+                             fallback=True)
+    assert any("asked to fail" in str(x.message) for x in w)
+    with clf:
+        assert clf.delegate == "xnnpack"
+
+
+def test_preloaded_delegate_object_wins(models, fake_delegate, tmp_path):
+    from ai_edge_litert.interpreter import load_delegate
+
+    log = tmp_path / "pre.log"
+    d = load_delegate(fake_delegate, {"log_path": str(log)})
+    with EdgeClassifier(models.int8, delegate=d) as clf:
+        assert clf.delegate.startswith("custom:")
+        clf.predict(sample_photo("coffee").path)
+    assert "prepare" in log.read_text().split()
