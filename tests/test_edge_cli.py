@@ -1,0 +1,69 @@
+"""efficientnet-classify / efficientnet-bench: output and exit codes, as a user runs them."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _edge_models import LABELS, edge_models_fixture  # noqa: E402
+
+from edge.cli import bench_main, classify_main  # noqa: E402
+from edge.samples import sample_photo  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    return edge_models_fixture(tmp_path_factory)
+
+
+def test_classify_json_and_partial_failure(models, tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"nope")
+    good = [sample_photo("chelsea").path, sample_photo("coffee").path]
+    rc = classify_main([models.int8, good[0], str(bad), good[1], "--json", "--top-k", "2"])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["image"] for r in rows] == good
+    assert all(len(r["classes"]) == 2 and r["classes"][0]["label"] in LABELS for r in rows)
+    assert rows[0]["delegate"] == "xnnpack"
+    assert err.count("\n") == 1 and "broken.jpg" in err and "Traceback" not in err
+
+
+def test_classify_text_output_ok(models, capsys):
+    assert classify_main([models.fp32, sample_photo("rocket").path, "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith("rocket.jpg") and len(out.splitlines()) == 6
+
+
+@pytest.mark.parametrize("extra", [[], ["--delegate", "edgetpu"], ["--delegate", "gpu"]])
+def test_classify_bad_model_or_delegate_is_one_line_exit_2(models, tmp_path, capsys, extra):
+    model = str(tmp_path / "missing.tflite") if not extra else models.int8
+    assert classify_main([model, sample_photo("chelsea").path] + extra) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error:")
+
+
+def test_classify_fallback_reports_what_ran(models, capsys):
+    rc = classify_main([models.int8, sample_photo("chelsea").path, "--delegate", "gpu",
+                        "--fallback", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and json.loads(out)["delegate"] == "xnnpack" and "warning:" in err
+
+
+def test_bench_json(models, capsys):
+    assert bench_main([models.int8, "--runs", "10", "--warmup", "1", "--threads", "2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["backend"] == "litert" and r["delegate"] == "xnnpack" and r["runs"] == 10
+    assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
+    assert r["throughput_ips"] > 0 and r["peak_rss_mb"] > 10
+
+
+def test_console_script_subprocess_exit_code(tmp_path):
+    r = subprocess.run([sys.executable, "-c", "import sys; from edge.cli import classify_main;"
+                        "sys.exit(classify_main())", str(tmp_path / "none.tflite"), "x.jpg"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "no such model file" in r.stderr
