@@ -18,56 +18,41 @@ import os
 import subprocess
 import sys
 import tempfile
-import zipfile
 
 import numpy as np
+
+from edge import quant
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 def model_normalisation(tflite: str, mean: float | None = None, std: float | None = None):
-    """input_mean/input_std (per channel, length 3) from the model's efficientnet_edge.json."""
+    """input_mean/input_std from the model's metadata (edge.metadata.read_metadata), or the overrides."""
     if mean is not None and std is not None:
-        return np.full(3, mean, np.float32), np.full(3, std, np.float32)
-    try:
-        with zipfile.ZipFile(tflite) as zf:
-            info = json.loads(zf.read("efficientnet_edge.json"))
-    except (zipfile.BadZipFile, KeyError) as e:
-        raise SystemExit(f"{tflite}: no efficientnet_edge.json metadata ({e}); pass --input-mean/--input-std")
-
-    def per_channel(v):
-        a = np.asarray(v if isinstance(v, list) else [v], np.float32)
-        return np.repeat(a, 3) if a.size == 1 else a
-
-    return per_channel(info["input_mean"]), per_channel(info["input_std"])
+        return [mean], [std]
+    from edge.metadata import read_metadata
+    info = read_metadata(tflite)
+    if info is None or info.spec is None:
+        raise SystemExit(f"{tflite}: no efficientnet-edge metadata; pass --input-mean/--input-std")
+    return info.input_mean, info.input_std
 
 
-def encode_input(pixels: np.ndarray, detail: dict, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """uint8 NHWC pixels → the input tensor, exactly as the app's InputEncoder does."""
-    dtype = np.dtype(detail["dtype"])
-    real = (pixels.astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32)
-    if dtype == np.float32:
-        return real.astype(np.float32)
+def encode_input(pixels: np.ndarray, detail: dict, mean, std) -> np.ndarray:
+    """uint8 NHWC pixels → the input tensor with the SDK's own map (the app's InputEncoder mirrors it)."""
     scale, zp = detail["quantization"]
-    info = np.iinfo(dtype)
-    if scale == 0:
-        return pixels.astype(dtype) if dtype == np.uint8 else (pixels.astype(np.int16) - 128).astype(dtype)
-    q = np.rint((real / np.float32(scale)).astype(np.float64)) + zp
-    return np.clip(q, info.min, info.max).astype(dtype)
+    return quant.input_affine(mean, std, float(scale), int(zp)).apply(pixels, np.dtype(detail["dtype"]))
 
 
-def scores_of(it, out_detail: dict) -> np.ndarray:
+def scores_of(it, out_detail: dict, logits: bool) -> np.ndarray:
     raw = it.get_tensor(out_detail["index"]).reshape(-1)
     scale, zp = out_detail["quantization"]
-    if raw.dtype == np.float32 or scale == 0:
-        return raw.astype(np.float32)
-    return (raw.astype(np.int64) - int(zp)).astype(np.float32) * np.float32(scale)
+    v = quant.dequantize(raw, scale, zp) if scale else raw.astype(np.float32)
+    return quant.softmax(v) if logits else v
 
 
 def top1(scores: np.ndarray) -> tuple[int, float]:
-    i = int(np.lexsort((np.arange(scores.size), -scores.astype(np.float64)))[0])
-    return i, float(scores[i])
+    return quant.top_k(scores, 1)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     size = int(inp["shape"][1])
     mean, std = model_normalisation(args.model, args.input_mean, args.input_std)
+    from edge.metadata import read_metadata
+    info = read_metadata(args.model)
+    logits = bool(info and info.spec and info.output_kind == "logits")
     print(f"model {args.model}: input {np.dtype(inp['dtype']).name} {list(inp['shape'])} "
-          f"quant {inp['quantization']}, input_mean {mean.tolist()} input_std {std.tolist()}")
+          f"quant {inp['quantization']}, input_mean {mean} input_std {std}, "
+          f"output {'logits' if logits else 'probabilities'}")
 
     header = f"{'photo':18} {'mean|d|':>8} {'max|d|':>6}  {'python top-1':>18}  {'kotlin top-1':>18}  same"
     print(header)
@@ -130,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in (py, kt):
             it.set_tensor(inp["index"], encode_input(t.reshape(1, size, size, 3), inp, mean, std))
             it.invoke()
-            results.append(top1(scores_of(it, out)))
+            results.append(top1(scores_of(it, out, logits)))
         same = results[0][0] == results[1][0]
         failures += 0 if same else 1
         print(f"{p['name']:18} {d.mean():8.4f} {int(d.max()):6d}  {results[0][0]:5d} ({results[0][1]:.4f})    "

@@ -31,6 +31,7 @@ import zipfile
 import numpy as np
 from PIL import Image, ImageOps
 
+from edge import quant
 from edge.preprocess import crop_and_resize, open_image, preprocess, resample_filter
 from edge.samples import sample_photos
 from edge.variants import preprocess_spec
@@ -39,18 +40,8 @@ TOP_K = 5
 
 
 def top_k(scores: np.ndarray, k: int) -> list[list]:
-    """Score descending, ties broken by the lower index: the rule the app uses."""
-    order = np.lexsort((np.arange(scores.size), -scores.astype(np.float64)))[:k]
-    return [[int(i), float(scores[i])] for i in order]
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return (q.astype(np.int64) - int(zero_point)).astype(np.float32) * np.float32(scale)
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x.astype(np.float64) - np.max(x.astype(np.float64)))
-    return (e / e.sum()).astype(np.float32)
+    """The SDK's rule: score descending, ties broken by the lower index."""
+    return [[i, float(np.float32(v))] for i, v in quant.top_k(scores, k)]
 
 
 def write(path: str, data: bytes) -> None:
@@ -117,13 +108,11 @@ def export_orientation(out: str) -> dict:
 
 def _output_case(out: str, name: str, raw: np.ndarray, dtype: str, scale: float, zp: int, kind: str) -> dict:
     raw = np.ascontiguousarray(raw.reshape(-1))
-    if dtype == "float32":
-        real = raw.astype(np.float32)
-    elif scale == 0.0:
+    if dtype == "float32" or scale == 0.0:
         real = raw.astype(np.float32)
     else:
-        real = dequantize(raw, scale, zp)
-    scores = softmax(real) if kind == "logits" else real
+        real = quant.dequantize(raw, scale, zp)
+    scores = quant.softmax(real) if kind == "logits" else real
     write(os.path.join(out, "outputs", f"{name}.raw"), raw.astype("<f4" if dtype == "float32" else raw.dtype).tobytes())
     write(os.path.join(out, "outputs", f"{name}.real.f32"), real.astype("<f4").tobytes())
     return {"name": name, "dtype": dtype, "scale": float(np.float32(scale)), "zero_point": int(zp), "kind": kind,
@@ -142,7 +131,7 @@ def export_outputs(out: str, photos: list[dict], tflite: str | None) -> list[dic
     i8[[3, 5, 7]] = [90, 90, 127]
     cases.append(_output_case(out, "synthetic_i8", i8, "int8", 0.00390625, -128, "probabilities"))
     i8l = rng.integers(-128, 128, size=1000).astype(np.int8)
-    cases.append(_output_case(out, "synthetic_i8_logits", i8l, "int8", 0.0871, 3, "logits"))
+    cases.append(_output_case(out, "synthetic_i8_logits", i8l, "int8", float(np.float32(0.0871)), 3, "logits"))
     f = rng.normal(size=1000).astype(np.float32)
     f[[10, 11]] = np.float32(6.5)
     cases.append(_output_case(out, "synthetic_f32_logits", f, "float32", 0.0, 0, "logits"))
@@ -152,6 +141,7 @@ def export_outputs(out: str, photos: list[dict], tflite: str | None) -> list[dic
         it.allocate_tensors()
         inp, outd = it.get_input_details()[0], it.get_output_details()[0]
         size = int(inp["shape"][1])
+        output_kind = model_output_kind(tflite)
         for p in photos:
             tensor = np.fromfile(os.path.join(out, p["tensor"]), np.uint8)
             if tensor.size != size * size * 3:
@@ -162,7 +152,7 @@ def export_outputs(out: str, photos: list[dict], tflite: str | None) -> list[dic
             raw = it.get_tensor(outd["index"])
             scale, zp = outd["quantization"]
             dtype = np.dtype(outd["dtype"]).name
-            cases.append(_output_case(out, f"model_{p['name']}", raw, dtype, float(scale), int(zp), "probabilities"))
+            cases.append(_output_case(out, f"model_{p['name']}", raw, dtype, float(scale), int(zp), output_kind))
     return cases
 
 
@@ -172,6 +162,12 @@ def quantize_input(pixels: np.ndarray, inp: dict, tflite: str) -> np.ndarray:
     from check_vectors import encode_input, model_normalisation
     mean, std = model_normalisation(tflite)
     return encode_input(pixels, inp, mean, std)
+
+
+def model_output_kind(tflite: str) -> str:
+    from edge.metadata import read_metadata
+    info = read_metadata(tflite)
+    return info.output_kind if info is not None and info.spec is not None else "probabilities"
 
 
 def export_archives(out: str, spec, model: str) -> list[dict]:

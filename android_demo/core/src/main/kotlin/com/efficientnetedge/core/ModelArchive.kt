@@ -135,8 +135,9 @@ class ModelPackage(val info: EdgeModelInfo, val labels: Labels) {
             val json = files[EdgeModelInfo.FILE_NAME]
                 ?: throw ModelArchiveException("model metadata has no ${EdgeModelInfo.FILE_NAME} (found: ${files.keys.joinToString()})")
             val info = EdgeModelInfo.parse(String(json, Charsets.UTF_8))
-            val labels = files[info.labelsFile]
-                ?: throw ModelArchiveException("model metadata has no labels file '${info.labelsFile}' (found: ${files.keys.joinToString()})")
+            val labelsFile = info.labelsFile ?: return ModelPackage(info, Labels.NONE)
+            val labels = files[labelsFile]
+                ?: throw ModelArchiveException("model metadata has no labels file '$labelsFile' (found: ${files.keys.joinToString()})")
             return ModelPackage(info, Labels.parse(String(labels, Charsets.UTF_8)))
         }
     }

@@ -18,28 +18,38 @@ class Quantization(val scale: Float, val zeroPoint: Int) {
 }
 
 /**
- * Turns model-sized RGB pixels into the input tensor's bytes (NHWC, batch 1).
- *
- * real = (pixel - mean[c]) / std[c] in float32; float inputs take it as is, integer inputs take
- * `clamp(rint(real / scale) + zeroPoint)` (round half to even, like numpy). Unquantised integer inputs get
- * the raw pixel. Each channel is a 256-entry lookup table, so encoding is a copy.
+ * Turns model-sized RGB pixels into the input tensor's bytes (NHWC, batch 1), exactly as the Python SDK's
+ * `edge.quant.input_affine(...).apply(...)`: normalisation and quantisation fold into one per-channel map
+ * `v = pixel * gain + offset` with `gain = 1 / std`, `offset = -mean / std`, and for a quantised tensor
+ * `gain /= scale`, `offset = offset / scale + zeroPoint` (all in double), then `v` is evaluated in float32
+ * and, for integer tensors, rounded half-to-even (`np.rint`) and clamped to the type's range.
+ * [mean]/[std] are the model's `input_mean`/`input_std` (raw 0–255 pixel → real value), 3 channels.
+ * Each channel is a 256-entry lookup table, so encoding a frame is a table lookup per byte.
  */
-class InputEncoder(val type: ElementType, val quantization: Quantization, mean: FloatArray, std: FloatArray) {
-    private val floatLut = Array(3) { c -> FloatArray(256) { p -> (p.toFloat() - mean[c]) / std[c] } }
-    private val byteLut = Array(3) { c -> ByteArray(256) { p -> quantize(floatLut[c][p], p) } }
+class InputEncoder(val type: ElementType, val quantization: Quantization, mean: DoubleArray, std: DoubleArray) {
+    private val floatLut: Array<FloatArray>
+    private val byteLut: Array<ByteArray>
 
     init {
         if (mean.size != 3 || std.size != 3) throw TensorFormatException("mean/std need 3 channels")
-    }
-
-    private fun quantize(real: Float, pixel: Int): Byte {
-        if (type == ElementType.FLOAT32) return 0
-        if (!quantization.isQuantized) {
-            return if (type == ElementType.UINT8) pixel.toByte() else (pixel - 128).toByte()
+        if (std.any { it == 0.0 }) throw TensorFormatException("input_std must be non-zero")
+        if (quantization.scale < 0f) throw TensorFormatException("negative input scale ${quantization.scale}")
+        floatLut = Array(3) { c ->
+            var gain = 1.0 / std[c]
+            var offset = -mean[c] / std[c]
+            if (quantization.isQuantized) {
+                val scale = quantization.scale.toDouble()
+                gain /= scale
+                offset = offset / scale + quantization.zeroPoint
+            }
+            val g = gain.toFloat()
+            val o = offset.toFloat()
+            FloatArray(256) { p -> p.toFloat() * g + o }
         }
-        val q = Math.rint((real / quantization.scale).toDouble()) + quantization.zeroPoint
         val (lo, hi) = if (type == ElementType.UINT8) 0.0 to 255.0 else -128.0 to 127.0
-        return maxOf(lo, minOf(hi, q)).toInt().toByte()
+        byteLut = Array(3) { c ->
+            ByteArray(256) { p -> maxOf(lo, minOf(hi, Math.rint(floatLut[c][p].toDouble()))).toInt().toByte() }
+        }
     }
 
     /** Bytes needed for a [size]x[size]x3 input. */
@@ -71,8 +81,8 @@ class InputEncoder(val type: ElementType, val quantization: Quantization, mean: 
 object Scores {
     /**
      * Real values of an output tensor: float32 as is (native order), integers as
-     * `(q.toLong() - zeroPoint).toFloat() * scale` (float32 arithmetic, identical to numpy's
-     * `(q.astype(int64) - zp).astype(float32) * float32(scale)`); unquantised integers as their value.
+     * `float(scale * (q.toLong() - zeroPoint))` with the product in double, exactly as the SDK's
+     * `edge.quant.dequantize`; unquantised integers as their value.
      */
     fun dequantize(raw: ByteBuffer, type: ElementType, quantization: Quantization, count: Int): FloatArray {
         val b = raw.duplicate().order(ByteOrder.nativeOrder())
@@ -84,7 +94,7 @@ object Scores {
                 ElementType.UINT8 -> (b.get(base + i).toLong() and 0xFF)
                 ElementType.INT8 -> b.get(base + i).toLong()
             }
-            if (quantization.isQuantized) (q - quantization.zeroPoint).toFloat() * quantization.scale else q.toFloat()
+            if (quantization.isQuantized) (quantization.scale.toDouble() * (q - quantization.zeroPoint)).toFloat() else q.toFloat()
         }
     }
 
