@@ -109,7 +109,15 @@ def bench(clf: EdgeClassifier, runs: int, warmup: int) -> dict:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process in MB: VmHWM on Linux (ru_maxrss survives exec and
+    can report the parent's peak), else ru_maxrss (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ._schema import schema_py_generated as _fb
+from ._schema import model_reader as _mr
 from .backends import Backend
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
@@ -79,14 +79,9 @@ def library_name(kind: str, system: str | None = None) -> str:
 def is_edgetpu_model(model: bytes) -> bool:
     """True when the model was compiled by ``edgetpu_compiler`` (uses the Edge TPU custom op)."""
     try:
-        m = _fb.Model.GetRootAs(model, 0)
-        for i in range(m.OperatorCodesLength()):
-            code = m.OperatorCodes(i).CustomCode()
-            if code and code.decode("utf-8", "replace") == EDGETPU_CUSTOM_OP:
-                return True
+        return EDGETPU_CUSTOM_OP in _mr.custom_op_codes(model)
     except Exception:  # not a flatbuffer we can walk: let the interpreter complain
         return False
-    return False
 
 
 def count_delegated_ops(interpreter: Any) -> int | None:

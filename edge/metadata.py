@@ -17,7 +17,7 @@ from typing import Literal, Sequence, Union
 import flatbuffers
 
 from ._schema import metadata_schema_py_generated as _md
-from ._schema import schema_py_generated as _fb
+from ._schema import model_reader as _mr
 from .variants import PreprocessSpec
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -75,15 +75,12 @@ def load_model_bytes(model: ModelSource) -> bytes:
             raise FileNotFoundError(f"no such model file: {path}")
         with open(path, "rb") as f:
             buf = f.read()
-    if len(buf) < 8 or not _fb.Model.ModelBufferHasIdentifier(buf, 0):
+    if len(buf) < 8 or buf[4:8] != MODEL_IDENTIFIER:
         raise MetadataError("not a TFLite model (missing the 'TFL3' flatbuffer identifier)")
     return buf
 
 
-def _tensor_type(model: "_fb.Model", which: str) -> int:
-    sg = model.Subgraphs(0)
-    idx = sg.Inputs(0) if which == "input" else sg.Outputs(0)
-    return sg.Tensors(idx).Type()
+_UINT8 = 3  # tflite TensorType.UINT8
 
 
 def _stats(lo: Sequence[float], hi: Sequence[float]) -> "_md.StatsT":
@@ -108,7 +105,7 @@ def _build_metadata(info: ModelInfo, in_type: int, out_type: int) -> bytes:
     norm.options = _md.NormalizationOptionsT()
     norm.options.mean, norm.options.std = mean, std
     img.processUnits = [norm]
-    if in_type == _fb.TensorType.UINT8:
+    if in_type == _UINT8:
         img.stats = _stats([0], [255])
     else:
         img.stats = _stats([(0.0 - m) / s for m, s in zip(mean, std)],
@@ -121,7 +118,7 @@ def _build_metadata(info: ModelInfo, in_type: int, out_type: int) -> bytes:
     out.content = _md.ContentT()
     out.content.contentPropertiesType = _md.ContentProperties.FeatureProperties
     out.content.contentProperties = _md.FeaturePropertiesT()
-    out.stats = _stats([0], [255]) if out_type == _fb.TensorType.UINT8 else _stats([0.0], [1.0])
+    out.stats = _stats([0], [255]) if out_type == _UINT8 else _stats([0.0], [1.0])
     if info.labels:
         lf = _md.AssociatedFileT()
         lf.name, lf.description = LABELS_FILE, "Labels for the output classes."
@@ -171,15 +168,16 @@ def write_metadata(model: ModelSource, info: ModelInfo) -> bytes:
     if info.output_kind not in ("probabilities", "logits"):
         raise MetadataError(f"output_kind must be 'probabilities' or 'logits', "
                             f"got {info.output_kind!r}")
+    from ._schema import schema_py_generated as _fb  # heavy (~50 MB): writing only
+
+    try:
+        (_, in_type), (out_shape, out_type) = _mr.io_tensor(buf, "input"), _mr.io_tensor(buf, "output")
+    except (IndexError, ValueError) as e:
+        raise MetadataError(f"model has no readable subgraph input/output: {e}") from e
+    if info.labels and out_shape and out_shape[-1] != len(info.labels):
+        raise MetadataError(f"{len(info.labels)} labels for an output of {out_shape[-1]} classes")
+    meta_buf = _build_metadata(info, in_type, out_type)
     root = _fb.Model.GetRootAs(buf, 0)
-    if root.SubgraphsLength() < 1:
-        raise MetadataError("model has no subgraph")
-    if info.labels:
-        sg = root.Subgraphs(0)
-        n = int(sg.Tensors(sg.Outputs(0)).ShapeAsNumpy()[-1])
-        if n != len(info.labels):
-            raise MetadataError(f"{len(info.labels)} labels for an output of {n} classes")
-    meta_buf = _build_metadata(info, _tensor_type(root, "input"), _tensor_type(root, "output"))
 
     m = _fb.ModelT.InitFromObj(root)  # re-packing drops any ZIP appended after the flatbuffer
     new_buffer = _fb.BufferT()
@@ -215,13 +213,14 @@ def metadata_buffer(model: ModelSource) -> bytes | None:
         FileNotFoundError, MetadataError: see :func:`load_model_bytes`.
     """
     buf = load_model_bytes(model)
-    root = _fb.Model.GetRootAs(buf, 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if entry.Name() == METADATA_NAME.encode():
-            data = root.Buffers(entry.Buffer())
-            if data.DataLength():
-                return data.DataAsNumpy().tobytes()
+    try:
+        for name, index in _mr.metadata_entries(buf):
+            if name == METADATA_NAME.encode():
+                data = _mr.buffer_data(buf, index)
+                if data:
+                    return data
+    except (IndexError, ValueError) as e:
+        raise MetadataError(f"corrupt model flatbuffer: {e}") from e
     return None
 
 
