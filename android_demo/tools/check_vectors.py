@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
           f"quant {inp['quantization']}, input_mean {mean} input_std {std}, "
           f"output {'logits' if logits else 'probabilities'}")
 
-    header = f"{'photo':18} {'mean|d|':>8} {'max|d|':>6}  {'python top-1':>18}  {'kotlin top-1':>18}  same"
+    header = (f"{'photo':18} {'mean|d|':>8} {'max|d|':>6}  {'python top-1':>18}  {'kotlin top-1':>18}  same"
+              f"  right class")
     print(header)
     print("-" * len(header))
     failures, diffs = 0, []
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         same = results[0][0] == results[1][0]
         failures += 0 if same else 1
         print(f"{p['name']:18} {d.mean():8.4f} {int(d.max()):6d}  {results[0][0]:5d} ({results[0][1]:.4f})    "
-              f"{results[1][0]:5d} ({results[1][1]:.4f})    {'yes' if same else 'NO'}")
+              f"{results[1][0]:5d} ({results[1][1]:.4f})    {'yes' if same else 'NO '}   "
+              f"{'yes' if results[1][0] in p.get('classes', []) else 'no'}")
     print(f"{len(manifest['photos']) - failures}/{len(manifest['photos'])} photos with identical top-1; "
           f"worst mean abs pixel difference {max(diffs) if diffs else float('nan'):.4f}")
     return 1 if failures else 0

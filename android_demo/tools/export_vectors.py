@@ -170,7 +170,7 @@ def model_output_kind(tflite: str) -> str:
     return info.output_kind if info is not None and info.spec is not None else "probabilities"
 
 
-def export_archives(out: str, spec, model: str) -> list[dict]:
+def export_archives(out: str, spec, model: str, tflite: str | None = None) -> list[dict]:
     info = {"format": "efficientnet-edge/1", "model": model, "spec": spec.to_dict(),
             "input_mean": [127.0], "input_std": [128.0], "output": "probabilities", "labels_file": "labels.txt"}
     labels = "".join(f"label {i}\n" for i in range(1000))
@@ -187,6 +187,14 @@ def export_archives(out: str, spec, model: str) -> list[dict]:
         rel = f"archives/{name}.tflite"
         write(os.path.join(out, rel), buf.getvalue())
         rows.append({"file": rel, "labels": 1000, "size": spec.size, "crop_fraction": spec.crop_fraction})
+    if tflite:  # the real model too, as the SDK's edge.metadata wrote it
+        from edge.metadata import read_metadata
+        info = read_metadata(tflite)
+        if info is not None and info.spec is not None:
+            with open(tflite, "rb") as f:
+                write(os.path.join(out, "archives", "model.tflite"), f.read())
+            rows.append({"file": "archives/model.tflite", "labels": len(info.labels or []),
+                         "size": info.spec.size, "crop_fraction": info.spec.crop_fraction})
     return rows
 
 
@@ -206,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "resize": export_resize(args.out),
         "orientation": export_orientation(args.out),
         "outputs": export_outputs(args.out, photos, args.tflite),
-        "archives": export_archives(args.out, spec, args.model),
+        "archives": export_archives(args.out, spec, args.model, args.tflite),
     }
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

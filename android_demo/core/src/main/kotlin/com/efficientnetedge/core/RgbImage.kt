@@ -17,6 +17,14 @@ class RgbImage(val width: Int, val height: Int, val pixels: ByteArray) {
     /** Channel [c] (0 = R) of pixel ([x], [y]) as 0–255. */
     fun channel(x: Int, y: Int, c: Int): Int = pixels[(y * width + x) * 3 + c].toInt() and 0xFF
 
+    /** Opaque `0xAARRGGBB` pixels, e.g. for `Bitmap.createBitmap(argb, w, h, ARGB_8888)`. */
+    fun toArgb(): IntArray = IntArray(width * height) { i ->
+        val r = pixels[i * 3].toInt() and 0xFF
+        val g = pixels[i * 3 + 1].toInt() and 0xFF
+        val b = pixels[i * 3 + 2].toInt() and 0xFF
+        (0xFF shl 24) or (r shl 16) or (g shl 8) or b
+    }
+
     companion object {
         /** From Android `Bitmap.getPixels` output: one `0xAARRGGBB` int per pixel, alpha ignored. */
         fun fromArgb(argb: IntArray, width: Int, height: Int): RgbImage {
