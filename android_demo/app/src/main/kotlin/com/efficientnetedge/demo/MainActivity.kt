@@ -271,5 +271,5 @@ class MainActivity : AppCompatActivity() {
         inference.execute { lastPhoto = null; recentMs.clear() }
     }
 
-    private fun ui(block: () -> Unit) = runOnUiThread(block)
+    private fun ui(block: () -> Unit) = runOnUiThread { block() }
 }

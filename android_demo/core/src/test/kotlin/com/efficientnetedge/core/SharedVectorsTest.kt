@@ -55,7 +55,7 @@ class SharedVectorsTest {
     @Test fun outputPostProcessingMatchesPython() {
         val cases = Vectors.list(Vectors.manifest(), "outputs")
         for (c in cases) {
-            val type = ElementType.valueOf(Vectors.str(c, "dtype").toUpperCase())
+            val type = ElementType.values().first { it.name.equals(Vectors.str(c, "dtype"), ignoreCase = true) }
             val q = Quantization((c["scale"] as Double).toFloat(), Vectors.int(c, "zero_point"))
             val raw = Vectors.bytes(Vectors.str(c, "raw"))
             val real = Scores.dequantize(ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN), type, q, Vectors.int(c, "count"))
