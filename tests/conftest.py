@@ -34,3 +34,20 @@ def centre_crops(photos, name):
 
     spec = preprocess_spec(name)
     return np.stack([preprocess(p.path, spec) for p in photos])
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory, photos):
+    """lite0 int8 written by the real CLI (as users run it) and lite0 fp32, with their reports."""
+    import json
+
+    from converters.cli import main
+
+    out = tmp_path_factory.mktemp("converted")
+    paths = {}
+    for precision, flags in (("int8", ["--int8", "--num-calibration", "120"]), ("fp32", [])):
+        path, report = out / f"lite0_{precision}.tflite", out / f"lite0_{precision}.json"
+        rc = main(["--model", "lite0", *flags, "--quiet", "--output", str(path), "--report", str(report)])
+        assert rc == 0
+        paths[precision] = (str(path), json.loads(report.read_text()))
+    return paths

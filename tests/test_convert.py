@@ -1,0 +1,151 @@
+"""Conversion: every precision, Lite int8 with raw-pixel uint8 input, metadata, fidelity."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.efficientnet import create_model
+from converters.options import ConversionError
+from converters.tflite import convert, inspect_model
+from edge import EdgeClassifier
+from edge.metadata import read_metadata
+from tests.conftest import centre_crops
+
+
+def interpreter(path_or_bytes):
+    from ai_edge_litert.interpreter import Interpreter
+
+    kw = {"model_path": path_or_bytes} if isinstance(path_or_bytes, str) else {"model_content": path_or_bytes}
+    it = Interpreter(**kw)
+    it.allocate_tensors()
+    return it
+
+
+def run(it, x):
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    it.set_tensor(inp["index"], x[None].astype(inp["dtype"]))
+    it.invoke()
+    y = it.get_tensor(out["index"])[0]
+    scale, zp = out["quantization"]
+    return (y.astype(np.int64) - zp) * scale if scale else y
+
+
+def test_fp32_tflite_matches_keras(photos, lite0_imagenet, converted):
+    path, report = converted["fp32"]
+    assert report["input"]["dtype"] == "float32" and report["normalization_in_graph"]
+    x = centre_crops(photos, "lite0").astype(np.float32)
+    keras_p = lite0_imagenet.predict(x, verbose=0)
+    it = interpreter(path)
+    tfl = np.stack([run(it, img) for img in x])
+    assert np.abs(tfl - keras_p).max() <= 1e-4
+
+
+def test_lite_int8_takes_raw_pixels_with_no_normalisation_ops(converted):
+    path, report = converted["int8"]
+    assert report["input"]["dtype"] == "uint8"
+    assert report["input"]["scale"] == pytest.approx(1 / 128, abs=1e-12)
+    assert report["input"]["zero_point"] == 127
+    assert report["output"]["dtype"] == "uint8"
+    assert not report["normalization_in_graph"]
+    it = interpreter(path)
+    ops = it._get_ops_details()
+    ops = sorted(ops, key=lambda o: o["index"])
+    stem = next(i for i, o in enumerate(ops) if o["op_name"] == "CONV_2D")
+    # In front of the stem conv: only the uint8 -> int8 requantise (same scale, zero point
+    # shifted by 128) that int8 kernels need; no SUB/MUL normalisation ops.
+    assert [o["op_name"] for o in ops[:stem]] == ["QUANTIZE"]
+    assert it.get_input_details()[0]["index"] in list(ops[0]["inputs"])
+    assert not {"SUB", "DIV", "MUL"} & {o["op_name"] for o in ops}
+
+
+def test_int8_fidelity_on_shipped_photos(photos, lite0_imagenet, converted):
+    path, report = converted["int8"]
+    x = centre_crops(photos, "lite0")
+    ref = lite0_imagenet.predict(x.astype(np.float32), verbose=0)
+    with EdgeClassifier(path, top_k=5) as clf:
+        for photo, img, p in zip(photos, x, ref):
+            got = clf.predict(img)
+            top5 = {c.index for c in got}
+            assert top5 & set(photo.classes), f"{photo.name}: int8 top-5 {top5} lacks {photo.classes}"
+            if p.max() >= 0.5:
+                assert got[0].index == int(p.argmax()), photo.name
+    assert report["agreement_top1"] is not None and report["agreement_images"] == 9
+
+
+def test_int8_size_and_metadata(converted):
+    int8_path, int8_report = converted["int8"]
+    fp32_path, _ = converted["fp32"]
+    import os
+
+    assert os.path.getsize(int8_path) <= 0.30 * os.path.getsize(fp32_path)
+    info = read_metadata(int8_path)
+    assert info.labels[281] == "tabby" and len(info.labels) == 1000
+    assert info.spec.size == 224 and info.spec.resize_filter == "bicubic"
+    assert info.input_mean == [127.0] and info.input_std == [128.0]
+    assert int8_report["calibration_samples"] == 120
+    assert "CONV_2D" in int8_report["ops"] and int8_report["size_bytes"] == os.path.getsize(int8_path)
+
+
+@pytest.fixture(scope="module")
+def b0_random():
+    return create_model("b0", weights=None)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "dynamic", "int8"])
+def test_b0_converts_to_every_precision(b0_random, photos, precision):
+    data, report = convert(b0_random, precision, num_samples=16, holdout=0)
+    assert report.precision == precision and report.size_bytes == len(data)
+    assert report.normalization_in_graph  # B keeps its per-channel mean/std
+    x = centre_crops(photos, "b0")[:3]
+    it = interpreter(data)
+    got = np.stack([run(it, img) for img in x])
+    assert got.shape == (3, 1000) and np.all(np.isfinite(got))
+    if precision == "fp32":
+        np.testing.assert_allclose(got, b0_random.predict(x.astype(np.float32), verbose=0), atol=1e-4)
+    if precision == "int8":
+        assert report.input.dtype == "uint8" and report.output.dtype == "uint8"
+        assert report.calibration_samples == 16
+
+
+def test_int8_io_types_and_edgetpu_report(b0_random):
+    small = create_model("lite0", input_size=96)
+    data, report = convert(small, "int8", input_type="int8", output_type="float32", num_samples=8, holdout=0)
+    assert report.input.dtype == "int8" and report.output.dtype == "float32"
+    assert report.input.zero_point == -1 and report.input.scale == pytest.approx(1 / 128)
+    data, report = convert(small, "int8", edgetpu=True, num_samples=8, holdout=0)
+    assert report.edgetpu.unsupported_ops == []
+    assert report.input.dtype == "uint8"
+
+
+def test_impossible_requests_raise_conversion_errors(b0_random):
+    small = create_model("lite0", input_size=64)
+    with pytest.raises(ConversionError, match="--int8"):
+        convert(small, "fp16", input_type="uint8")
+    with pytest.raises(ConversionError, match="Edge TPU"):
+        convert(small, "fp32", edgetpu=True)
+    with pytest.raises(ConversionError, match="labels"):
+        convert(small, "fp32", labels=["a", "b"])
+
+
+def test_mediapipe_image_classifier_reads_the_cli_written_int8_model(photos, lite0_imagenet, converted):
+    mp = pytest.importorskip("mediapipe")
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    path, _ = converted["int8"]
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=path), max_results=5)
+    x = centre_crops(photos, "lite0")
+    ref = lite0_imagenet.predict(x.astype(np.float32), verbose=0).argmax(1)
+    labels, ties = read_metadata(path).labels, []
+    with vision.ImageClassifier.create_from_options(options) as clf:
+        for photo, img, want in zip(photos, x, ref):
+            result = clf.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img)))
+            cats = result.classifications[0].categories
+            assert cats[0].category_name == labels[cats[0].index]  # ImageNet names came back
+            if cats[0].index != int(want):
+                # Only allowed as an exact tie in the uint8 output (1/256 steps): MediaPipe
+                # orders tied scores differently from EdgeClassifier (lower index first).
+                tied = [c.index for c in cats if c.score == cats[0].score]
+                assert int(want) in tied, f"{photo.name}: MediaPipe top-1 {cats[0].index} != float {want}"
+                ties.append(photo.name)
+    assert len(ties) <= 1, ties
