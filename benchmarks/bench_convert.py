@@ -1,0 +1,49 @@
+"""Conversion time of pretrained lite0 to int8 with 200 calibration images (goal <= 45 s, 2 cores).
+
+    python benchmarks/bench_convert.py [--num-calibration 200] [--model lite0]
+
+Prints one table: each stage's seconds and the total against the goal, measured in one run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lite0")
+    ap.add_argument("--num-calibration", type=int, default=200)
+    ap.add_argument("--goal", type=float, default=45.0)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    from converters.efficientnet import create_model
+    from converters.tflite import convert
+
+    t1 = time.perf_counter()
+    model = create_model(args.model, weights="imagenet")
+    t2 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data, report = convert(model, "int8", num_samples=args.num_calibration)
+    t3 = time.perf_counter()
+    rows = [("import TensorFlow + SDK", t1 - t0), ("build + load ImageNet weights", t2 - t1),
+            (f"convert int8 ({report.calibration_samples} calibration, "
+             f"{report.agreement_images} held-out checked)", t3 - t2)]
+    total = t3 - t0
+    print("| stage | seconds |\n|---|---|")
+    for name, s in rows:
+        print(f"| {name} | {s:.1f} |")
+    print(f"| **total** | **{total:.1f}** (goal {args.goal:.0f} s: ratio {total / args.goal:.2f}) |")
+    print(f"| convert() alone / goal | {(t3 - t2) / args.goal:.2f} |")
+    print(f"\nint8 file {report.size_bytes / 1e6:.2f} MB, input {report.input.dtype} "
+          f"({report.input.scale:.6g}, {report.input.zero_point}), agreement {report.agreement_top1}")
+
+
+if __name__ == "__main__":
+    main()
