@@ -32,7 +32,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         data, report = convert(model, "int8", num_samples=args.num_calibration)
     t3 = time.perf_counter()
-    rows = [("import TensorFlow + SDK", t1 - t0), ("build + load ImageNet weights", t2 - t1),
+    rows = [("import the SDK", t1 - t0), ("import Keras + build + load ImageNet weights", t2 - t1),
             (f"convert int8 ({report.calibration_samples} calibration, "
              f"{report.agreement_images} held-out checked)", t3 - t2)]
     total = t3 - t0
