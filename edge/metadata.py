@@ -18,6 +18,7 @@ import flatbuffers
 
 from ._schema import metadata_schema_py_generated as _md
 from ._schema import model_reader as _mr
+from ._schema import model_schema
 from .variants import PreprocessSpec
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -168,7 +169,11 @@ def write_metadata(model: ModelSource, info: ModelInfo) -> bytes:
     if info.output_kind not in ("probabilities", "logits"):
         raise MetadataError(f"output_kind must be 'probabilities' or 'logits', "
                             f"got {info.output_kind!r}")
-    from ._schema import schema_py_generated as _fb  # heavy (~50 MB): writing only
+    try:
+        _fb = model_schema()  # heavy (~50 MB): writing only
+    except ImportError as e:
+        raise MetadataError("writing metadata needs the TFLite model schema: "
+                            "pip install ai-edge-litert") from e
 
     try:
         (_, in_type), (out_shape, out_type) = _mr.io_tensor(buf, "input"), _mr.io_tensor(buf, "output")

@@ -16,9 +16,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _edge_models import edge_models_fixture  # noqa: E402
 
 from edge import DelegateUnavailableError, EdgeClassifier  # noqa: E402
-from edge._schema import schema_py_generated as fb  # noqa: E402
+from edge._schema import model_schema  # noqa: E402
 from edge.delegates import EDGETPU_LIBRARY, is_edgetpu_model  # noqa: E402
 from edge.samples import sample_photo  # noqa: E402
+
+fb = model_schema()
 
 import flatbuffers  # noqa: E402
 
