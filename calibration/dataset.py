@@ -60,20 +60,17 @@ def _list_files(source: str) -> list[str]:
 def _decode_files(paths: Sequence[str], spec: PreprocessSpec, want: int,
                   progress: Callable[[Iterable], Iterable] | None) -> tuple[list[np.ndarray], list[str]]:
     images, bad = [], []
-    it = iter(paths)
-    bar = progress(range(want)) if progress else None
-    bar_it = iter(bar) if bar is not None else None
-    for path in it:
-        if len(images) >= want:
-            break
-        try:
-            images.append(preprocess(path, spec, draft=True))
-            if bar_it is not None:
-                next(bar_it, None)
-        except (ImageDecodeError, OSError):
-            bad.append(path)
-    if bar is not None and hasattr(bar, "close"):
-        bar.close()
+    remaining = iter(paths)
+    # The bar drives the loop, one step per decoded image, so its count is always right.
+    for _ in progress(range(want)) if progress else range(want):
+        for path in remaining:
+            try:
+                images.append(preprocess(path, spec, draft=True))
+                break
+            except (ImageDecodeError, OSError):
+                bad.append(path)
+        else:
+            break  # out of files
     return images, bad
 
 
@@ -112,14 +109,13 @@ def load_calibration(
     want = int(num_samples) + int(holdout)
     skipped: list[str] = []
     if source is None:
-        from .defaults import default_calibration  # noqa: PLC0415
-
-        from edge.preprocess import preprocess as _pp  # noqa: PLC0415
         from edge.samples import sample_photos  # noqa: PLC0415
+
+        from .defaults import default_calibration  # noqa: PLC0415
 
         pixels = default_calibration(spec, int(num_samples), seed)
         # held out: the photos' centre crops, which no random crop reproduces exactly
-        held = np.stack([_pp(p.path, spec) for p in sample_photos()])[: holdout or None] \
+        held = np.stack([preprocess(p.path, spec) for p in sample_photos()[:holdout]]) \
             if holdout else np.empty((0, spec.size, spec.size, 3), np.uint8)
         return CalibrationData(pixels, held, "default set (shipped photos, random crops)", True)
     if isinstance(source, np.ndarray):
