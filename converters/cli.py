@@ -145,14 +145,7 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(target, data)
         extra.append(target)
     if args.report:
-        folder = os.path.dirname(os.path.abspath(args.report))
-        os.makedirs(folder, exist_ok=True)
-        import tempfile  # noqa: PLC0415
-
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            f.write(report.to_json())
-        os.replace(tmp, args.report)
+        write_atomic(args.report, report.to_json().encode())
         extra.append(args.report)
     print(_summary(report, path, extra))
     return 0

@@ -8,6 +8,7 @@ needed by tensorflow-model-optimization) instead of Keras 3.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from edge.variants import MODEL_NAMES, preprocess_spec
@@ -83,7 +84,7 @@ def build_model(
     """Build an uninitialised Keras EfficientNet from a config.
 
     Raises:
-        ValueError: a non-positive ``input_size`` or ``classes``.
+        ValueError: ``input_size`` below 32 or ``classes`` below 1.
     """
     size = cfg.resolution if input_size is None else int(input_size)
     if size < 32:
@@ -112,7 +113,7 @@ def build_model(
         args = stage
         for j in range(stage.repeats):
             if j > 0:
-                args = BlockArgs(**{**stage.__dict__, "strides": 1, "filters_in": stage.filters_out})
+                args = replace(stage, strides=1, filters_in=stage.filters_out)
             x = _block(x, layers, cfg, args, cfg.drop_connect_rate * b / total,
                        f"block{i + 1}{chr(j + 97)}_")
             b += 1
@@ -158,7 +159,7 @@ def create_model(
         converters.weights.WeightsMismatchError: weights of another architecture.
     """
     cfg = model_config(name)
-    if weights is not None and weights == "imagenet" and include_top and classes != 1000:
+    if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError("weights='imagenet' needs classes=1000")
     model = build_model(cfg, input_size=input_size, classes=classes, include_top=include_top,
                         include_preprocessing=include_preprocessing,

@@ -192,7 +192,7 @@ def convert(
         raw = conv.convert()
 
     warn: list[str] = []
-    inp, _, _ = inspect_model(raw)
+    inp, out, ops = inspect_model(raw)  # metadata (added below) changes no tensor or op
     if strip and in_t is IOType.UINT8 and (abs(inp.scale - 1 / 128) > 1e-9 or inp.zero_point != 127):
         warn.append(f"input quantisation came out as scale {inp.scale:.6g}, zero point "
                     f"{inp.zero_point} (not 1/128, 127): the calibration images never reach pixel "
@@ -209,7 +209,6 @@ def convert(
         input_std=in_std if len(set(in_std)) > 1 else in_std[:1],
         output_kind="probabilities", author="efficientnet-edge", license="Apache-2.0")
     data = write_metadata(raw, info)
-    inp, out, ops = inspect_model(data)
 
     report = ConversionReport(
         model=name, precision=precision.value, size_bytes=len(data), input=inp, output=out,
@@ -233,7 +232,7 @@ def write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
     folder = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tflite", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
