@@ -1,0 +1,363 @@
+"""CLI plumbing shared by every command: one-line errors, quiet native logs, atomic writes, and
+Ctrl-C/SIGTERM that stop a long native call at once. Standard library only (never TensorFlow)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+T = TypeVar("T")
+
+#: Exit status after SIGINT/SIGTERM (128 + SIGINT, the shell's convention).
+EXIT_INTERRUPTED = 130
+
+#: Test hook (tests/test_interrupts.py): seconds ``write_atomic`` sleeps between writing the temp
+#: file and renaming it, so a test can deliver a signal while a write is in flight.
+_WRITE_DELAY_ENV = "EFFICIENTNET_EDGE_TEST_WRITE_DELAY"
+
+#: Environment that silences native loggers (set with setdefault: the user's own values win).
+_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "GLOG_minloglevel": "2"}
+#: Python loggers of libraries that print to stderr (``WARNING:tensorflow:…``, absl).
+_QUIET_LOGGERS = ("tensorflow", "absl", "h5py", "jax")
+
+
+def one_line(message: Any) -> str:
+    """``message`` with every run of whitespace (newlines included) collapsed to one space."""
+    return " ".join(str(message).split())
+
+
+def fail(prog: str, message: Any) -> int:
+    """Print ``PROG: error: message`` as one line on stderr; returns 2 (the usage-error status)."""
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr, flush=True)
+    return 2
+
+
+def warn(prog: str, message: Any) -> None:
+    """Print ``PROG: warning: message`` as one line on stderr."""
+    print(f"{prog}: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+class CliParser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line, ``PROG: error: MESSAGE (see --help)``,
+    on stderr with exit status 2 (argparse prints the whole usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+# --- quiet native logs ---------------------------------------------------------------------------
+
+class NativeLog:
+    """What native code wrote to fd 2 inside :func:`quiet_native_logs` (``text`` once closed)."""
+
+    def __init__(self, file: Any = None) -> None:
+        self._file = file
+        self._text = ""
+
+    @property
+    def text(self) -> str:
+        if self._file is not None and not self._file.closed:
+            self._file.flush()
+            pos = self._file.tell()
+            self._file.seek(0)
+            data = self._file.read()
+            self._file.seek(pos)
+            return data.decode("utf-8", "replace")
+        return self._text
+
+    def _close(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._text = self.text
+            self._file.close()
+
+
+_quiet_lock = threading.Lock()
+_quiet_active: NativeLog | None = None
+
+
+@contextlib.contextmanager
+def quiet_native_logs(verbose: bool = False) -> Iterator[NativeLog]:
+    """Capture what native libraries (TensorFlow, absl, oneDNN, the MLIR converter, LiteRT) write
+    to file descriptor 2, while Python's ``sys.stderr`` (progress bars, our warnings,
+    tracebacks) keeps reaching the real terminal.
+
+    Yields a :class:`NativeLog` whose ``text`` holds the captured lines (for an error report).
+    With ``verbose`` nothing is captured. Nested use (any thread) shares the outermost capture.
+    Also sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set already) so a later TensorFlow import is
+    quiet, and raises the TensorFlow/absl Python loggers to ERROR until exit.
+    """
+    global _quiet_active  # noqa: PLW0603
+    if verbose:
+        yield NativeLog()
+        return
+    with _quiet_lock:
+        outer = _quiet_active
+        if outer is None:
+            try:
+                saved_fd = os.dup(2)
+            except OSError:  # no fd 2 at all: nothing to capture
+                saved_fd = -1
+    if outer is not None:
+        yield outer
+        return
+    if saved_fd < 0:
+        yield NativeLog()
+        return
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    import logging  # noqa: PLC0415
+
+    levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    capture = tempfile.TemporaryFile(prefix="native-log-")  # already unlinked: nothing to clean
+    log = NativeLog(capture)
+    # sys.stderr is redirected only where it writes to fd 2 (under pytest's capsys it does not).
+    old_stderr = sys.stderr
+    try:
+        redirect = old_stderr is not None and old_stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        redirect = False
+    terminal = None
+    try:
+        if redirect:
+            old_stderr.flush()
+            terminal = open(os.dup(saved_fd), "w", buffering=1,  # noqa: SIM115
+                            encoding=getattr(old_stderr, "encoding", None) or "utf-8",
+                            errors=getattr(old_stderr, "errors", None) or "backslashreplace")
+            sys.stderr = terminal
+        os.dup2(capture.fileno(), 2)
+        with _quiet_lock:
+            _quiet_active = log
+        yield log
+    finally:
+        with _quiet_lock:
+            _quiet_active = None
+        with contextlib.suppress(Exception):
+            sys.__stderr__.flush()
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        if terminal is not None:
+            with contextlib.suppress(Exception):
+                terminal.flush()
+            if sys.stderr is terminal:
+                sys.stderr = old_stderr
+            terminal.close()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        log._close()  # noqa: SLF001
+
+
+# --- atomic writes and interrupts ----------------------------------------------------------------
+
+_commit_lock = threading.Lock()
+_interrupted = False
+_cleanup: set[str] = set()  # temp files/folders to remove if the process is interrupted
+
+
+@contextlib.contextmanager
+def removed_on_interrupt(path: str) -> Iterator[str]:
+    """Register ``path`` (a temp file or folder) for removal if :func:`run_interruptible`'s
+    process is stopped by a signal while the block runs."""
+    with _commit_lock:
+        _cleanup.add(path)
+    try:
+        yield path
+    finally:
+        with _commit_lock:
+            _cleanup.discard(path)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it the racy way
+    os.umask(mask)
+    return mask
+
+
+def _stage(path: str, data: bytes) -> str:
+    """Write ``data`` to a new temp file beside ``path`` (mode per umask, fsynced); its name."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base = os.path.basename(path)
+    while True:
+        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            # O_CREAT with 0o666: the kernel applies the umask (and default ACLs), unlike mkstemp's 0600.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    with _commit_lock:
+        _cleanup.add(tmp)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _discard(tmp)
+        raise
+    return tmp
+
+
+def _discard(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    with _commit_lock:
+        _cleanup.discard(tmp)
+
+
+def _fsync_dir(folder: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_files_atomic(files: Mapping[str, bytes]) -> None:
+    """Write several files all or nothing: every temp file first, then the renames in one go.
+
+    Each final file's mode follows the umask (0644 under 022). On any exception (including
+    KeyboardInterrupt) the temp files are removed and no final path is touched; SIGKILL can
+    leave a ``.NAME.xxxx.tmp`` file behind but never a partial file at a final path.
+
+    Raises:
+        OSError: a folder that cannot be created or written.
+    """
+    staged: list[tuple[str, str]] = []
+    try:
+        for path, data in files.items():
+            staged.append((_stage(path, data), path))
+        delay = float(os.environ.get(_WRITE_DELAY_ENV) or 0)
+        if delay:
+            print(f"writing {', '.join(files)}", file=sys.stderr, flush=True)
+            time.sleep(delay)
+        with _commit_lock:
+            if _interrupted:  # a signal arrived: leave every earlier output untouched
+                raise KeyboardInterrupt
+            for tmp, path in staged:
+                os.replace(tmp, path)
+                _cleanup.discard(tmp)
+        for folder in {os.path.dirname(os.path.abspath(p)) for _, p in staged}:
+            _fsync_dir(folder)
+    except BaseException:
+        for tmp, _ in staged:
+            _discard(tmp)
+        raise
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync and rename.
+
+    The file's mode follows the umask (0644 under 022); the temp file is removed on any
+    exception, KeyboardInterrupt included, and an interrupted run never renames it.
+
+    Raises:
+        OSError: the folder cannot be created or written.
+    """
+    write_files_atomic({path: data})
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by the SIGINT/SIGTERM handler of :func:`run_interruptible`."""
+
+
+def _stop_handler(signum: int, frame: Any) -> None:
+    raise _Stop(signum)
+
+
+def _abort(prog: str, scratch: str) -> None:
+    """Remove every temp path, say ``interrupted`` and exit 130 now (the worker may be inside
+    a native call that cannot be interrupted, so the process ends without waiting for it)."""
+    global _interrupted  # noqa: PLW0603
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    with _commit_lock:  # held until exit: no rename can happen after this point
+        _interrupted = True
+        for path in sorted(_cleanup, key=len, reverse=True):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            lead = "\n" if sys.stderr.isatty() else ""  # a progress bar may hold the line
+            sys.stderr.write(f"{lead}{prog}: interrupted\n")
+            sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+
+def run_interruptible(work: Callable[[], T], prog: str) -> T:
+    """Run ``work()`` so that SIGINT (Ctrl-C) or SIGTERM stops it within a moment.
+
+    ``work`` runs in a worker thread while the main thread waits for signals: a long native
+    call (TensorFlow's converter, a training step) cannot delay the stop. Python temp files
+    (``tempfile``, ``TMPDIR``) go to a private folder for the duration. On a signal, that folder
+    and every pending :func:`write_atomic` temp file are removed, no further rename happens,
+    ``PROG: interrupted`` is printed and the process exits with status 130.
+
+    Returns what ``work`` returns; re-raises what it raises. Called outside the main thread
+    (where signal handlers cannot be installed) it simply calls ``work()``.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    scratch = tempfile.mkdtemp(prefix=f"{prog}-")
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            result["error"] = e
+
+    handlers = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, _stop_handler)
+        tempfile.tempdir = scratch
+        os.environ["TMPDIR"] = scratch
+        worker = threading.Thread(target=target, name=f"{prog}-work", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)
+    except (_Stop, KeyboardInterrupt):
+        _abort(prog, scratch)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        tempfile.tempdir = saved_tempdir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(scratch, ignore_errors=True)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+__all__ = ["CliParser", "fail", "warn", "one_line", "quiet_native_logs", "NativeLog",
+           "write_atomic", "write_files_atomic", "removed_on_interrupt", "run_interruptible",
+           "EXIT_INTERRUPTED"]

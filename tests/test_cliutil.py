@@ -1,0 +1,99 @@
+"""edge.cliutil: one-line usage errors, native logs kept off the terminal, atomic writes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from edge import cliutil
+from edge.cliutil import CliParser, fail, quiet_native_logs, run_interruptible, write_atomic
+
+
+def test_usage_error_is_one_line_with_exit_2(capsys):
+    p = CliParser(prog="efficientnet-demo")
+    p.add_argument("--top-k", type=int, required=True)
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--top-k", "many"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (
+        "efficientnet-demo: error: argument --top-k: invalid int value: 'many' (see --help)\n")
+
+
+def test_fail_prints_one_line_and_returns_2(capsys):
+    assert fail("efficientnet-demo", "bad\n  thing\there") == 2
+    assert capsys.readouterr().err == "efficientnet-demo: error: bad thing here\n"
+
+
+_QUIET_SCRIPT = r"""
+import ctypes, os, sys
+from edge.cliutil import quiet_native_logs
+libc = ctypes.CDLL(None)
+def native(text):  # C code writing to fd 2, as TensorFlow and LiteRT do
+    data = text.encode()
+    libc.write(2, data, len(data))
+with quiet_native_logs() as log:
+    native("I0000 native outer\n")
+    print("tqdm-like python line", file=sys.stderr)
+    with quiet_native_logs() as inner:
+        native("I0000 native inner\n")
+        assert inner is log
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("3", sys.argv[1])
+print("captured=" + repr(log.text))
+native("native after exit\n")
+with quiet_native_logs(verbose=True):
+    native("native verbose\n")
+"""
+
+
+def test_native_logs_are_captured_and_python_stderr_is_not(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", _QUIET_SCRIPT, "3"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["tqdm-like python line", "native after exit", "native verbose"]
+    assert "captured='I0000 native outer\\nI0000 native inner\\n'" in proc.stdout
+
+
+def test_write_atomic_follows_the_umask_and_leaves_no_temp(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(str(tmp_path / "sub" / "m.tflite"), b"abc")
+        os.umask(0o077)
+        write_atomic(str(tmp_path / "private.json"), b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sub" / "m.tflite").read_bytes() == b"abc"
+    assert oct((tmp_path / "sub" / "m.tflite").stat().st_mode & 0o777) == "0o644"
+    assert oct((tmp_path / "private.json").stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.tflite", "private.json", "sub"]
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_write_atomic_interrupted_mid_write_keeps_the_old_file(tmp_path, monkeypatch, exc):
+    target = tmp_path / "m.tflite"
+    target.write_bytes(b"earlier output")
+
+    def broken_fsync(fd):
+        raise exc("stopped while writing")
+
+    monkeypatch.setattr(cliutil.os, "fsync", broken_fsync)
+    with pytest.raises(exc):
+        cliutil.write_files_atomic({str(target): b"new", str(tmp_path / "r.json"): b"{}"})
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
+    assert target.read_bytes() == b"earlier output"
+
+
+def test_run_interruptible_returns_raises_and_cleans_its_temp_folder():
+    seen = {}
+
+    def work():
+        seen["dir"] = tempfile.mkdtemp()  # as TensorFlow's converter does for its SavedModel
+        return 42
+
+    assert run_interruptible(work, "efficientnet-demo") == 42
+    assert not os.path.exists(seen["dir"])
+    assert tempfile.gettempdir() != os.path.dirname(seen["dir"])
+    with pytest.raises(ValueError, match="bad labels"):
+        run_interruptible(lambda: (_ for _ in ()).throw(ValueError("bad labels")), "efficientnet-demo")
