@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from calibration import DEFAULT_NUM_SAMPLES, CalibrationData, load_calibration
+from edge.cliutil import write_atomic  # noqa: F401 - moved to edge.cliutil; re-exported
 from edge.metadata import ModelInfo, write_metadata
 from edge.variants import PreprocessSpec, get_variant, preprocess_spec
 
@@ -226,21 +227,6 @@ def convert(
             f"these ops will run on the host CPU: {', '.join(bad)}"))
     report.seconds = round(time.perf_counter() - t0, 2)
     return data, report
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["convert", "write_atomic", "inspect_model", "strip_normalization", "imagenet_labels",
