@@ -1,26 +1,34 @@
 """EdgeClassifier: a TFLite image classifier with the model's own preprocessing, on any delegate.
 
-Thread safety: one interpreter per classifier, guarded by a lock. Decoding and resizing run
+Thread safety: one main interpreter per classifier, guarded by a lock. Decoding and resizing run
 outside the lock (in parallel across threads); only set_tensor/invoke/get_tensor are serialised,
-so answers from many threads are exactly those of one thread. For parallel inference, make one
-classifier per thread.
+so answers from many threads are exactly those of one thread. :meth:`EdgeClassifier.predict_iter`
+pipelines many images: a pool of decoding threads (Pillow releases the GIL while it decodes and
+resizes), inference in one or more interpreters, results in input order, bounded memory.
 """
 from __future__ import annotations
 
+import collections
 import os
+import queue
 import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from . import quant
 from .backends import Backend, load_backend
 from .delegates import DelegatePlan, DelegateUnavailableError, count_delegated_ops, plan_delegate
-from .metadata import MetadataError, ModelInfo, ModelSource, load_model_bytes, read_metadata
-from .preprocess import ImageInput, preprocess
+from .metadata import ModelInfo, ModelSource
+from .model import ModelFile, ModelLoadError, load_model
+from .preprocess import ImageDecodeError, ImageInput, preprocess
 from .variants import PreprocessSpec
+
+__all__ = ["Category", "ClassifierClosedError", "EdgeClassifier", "InferenceError",
+           "ModelLoadError", "Prediction", "default_input_norm"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +40,35 @@ class Category:
     score: float
 
 
-class ModelLoadError(ValueError):
-    """The model file cannot be read or the interpreter refuses it."""
+@dataclass(frozen=True)
+class Prediction:
+    """One image's outcome in :meth:`EdgeClassifier.predict_iter` (yielded in input order).
+
+    ``error`` is the FileNotFoundError or ImageDecodeError that stopped this image (then
+    ``categories`` is empty); ``scores`` holds all class probabilities when asked for.
+    """
+
+    index: int
+    source: Any
+    categories: list[Category]
+    error: Exception | None = None
+    scores: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 class ClassifierClosedError(RuntimeError):
     """The classifier was used after :meth:`EdgeClassifier.close`."""
+
+
+class InferenceError(RuntimeError):
+    """The interpreter failed while running the model (a model that loaded but cannot run)."""
+
+
+#: Errors of one image that predict_iter reports per image instead of raising.
+IMAGE_ERRORS = (FileNotFoundError, ImageDecodeError)
 
 
 def default_input_norm(dtype: np.dtype, scale: float, zero_point: int) -> tuple[list, list]:
@@ -74,10 +105,17 @@ class EdgeClassifier:
 
     Raises:
         FileNotFoundError: no such model file.
-        ModelLoadError: not a TFLite model, unreadable metadata, or the interpreter refuses it.
+        ModelLoadError: not a TFLite model, a corrupt flatbuffer, metadata or labels, I/O
+            tensors that are not a 1xSxSx3 image in / 1xN scores out, or the interpreter
+            refuses it (the message says what was wrong).
         BackendUnavailableError: no TFLite interpreter (or not the one named) can be imported.
         DelegateUnavailableError: the delegate cannot be loaded and ``fallback`` is False.
-        ValueError: bad delegate name, device string or normalisation.
+        ValueError: bad delegate name, device string, normalisation, or labels that do not
+            match the number of classes.
+
+    Warns:
+        RuntimeWarning: the delegate loaded but took none of the model's operators: what runs
+            is the CPU path, and :attr:`delegate` says so (or fell back, with ``fallback``).
     """
 
     def __init__(self, model: ModelSource, delegate: Any = "auto", num_threads: int | None = None,
@@ -86,54 +124,64 @@ class EdgeClassifier:
                  backend: str | None = None, delegate_options: Mapping[str, Any] | None = None,
                  input_mean: Sequence[float] | float | None = None,
                  input_std: Sequence[float] | float | None = None, draft: bool = True):
-        try:
-            self._model = load_model_bytes(model)
-            self._info: ModelInfo | None = read_metadata(self._model)
-        except MetadataError as e:
-            raise ModelLoadError(str(e)) from e
+        self._interp: Any = None
+        self._file: ModelFile = load_model(model)
+        self._model = self._file.data
+        self._info: ModelInfo | None = self._file.info
         self._backend: Backend = load_backend(backend)
         self._num_threads = int(num_threads) if num_threads else (os.cpu_count() or 1)
         self._top_k, self._threshold, self._draft = top_k, score_threshold, draft
         self._lock = threading.Lock()
-        plan = plan_delegate(delegate, self._backend, self._model, delegate_options, fallback)
-        self._interp, self._plan = self._build(plan, fallback)
-
-        inp = self._interp.get_input_details()[0]
-        out = self._interp.get_output_details()[0]
-        self._in_index, self._out_index = inp["index"], out["index"]
-        self._in_dtype = np.dtype(inp["dtype"])
-        self._in_shape = tuple(int(v) for v in inp["shape"])
-        if len(self._in_shape) != 4 or self._in_shape[-1] != 3:
-            raise ModelLoadError(f"expected a 1xHxWx3 image input, got shape {self._in_shape}")
-        in_scale, in_zp = inp["quantization"]
-        self._out_scale, self._out_zp = out["quantization"]
-        self._num_classes = int(out["shape"][-1])
-
+        self._pool: list[Any] = []  # extra 1-thread interpreters for predict_iter
+        self._num_classes = self._file.num_classes
         info = self._info
-        size = self._in_shape[1]
+        size = self._file.input_size
         self._spec = info.spec if info and info.spec else PreprocessSpec(size=size)
-        if self._spec.size != size:
-            raise ModelLoadError(f"metadata says size {self._spec.size}, the input is {size}")
+        inp, out = self._file.input, self._file.output
         d_mean, d_std = (info.input_mean, info.input_std) if info else \
-            default_input_norm(self._in_dtype, in_scale, in_zp)
+            default_input_norm(inp.dtype, inp.scale, inp.zero_point)
         mean = d_mean if input_mean is None else np.atleast_1d(input_mean).tolist()
         std = d_std if input_std is None else np.atleast_1d(input_std).tolist()
-        self._affine = quant.input_affine(mean, std, in_scale, in_zp)
-        self._fast = self._affine.identity and self._in_dtype == np.uint8
+        try:
+            self._affine = quant.input_affine(mean, std, inp.scale, inp.zero_point)
+        except ValueError as e:
+            if input_mean is None and input_std is None:
+                raise ModelLoadError(f"the model's input normalisation is unusable: {e}") from e
+            raise
         self._labels = list(labels) if labels is not None else (info.labels if info else None)
-        if self._labels is not None and len(self._labels) != self._num_classes:
+        if labels is not None and len(self._labels) != self._num_classes:
             raise ValueError(f"{len(self._labels)} labels for {self._num_classes} classes")
         # Trust output_kind only from our own spec file; other metadata: look at the values.
         self._logits = None if info is None or info.spec is None else info.output_kind == "logits"
 
-    def _build(self, plan: DelegatePlan, fallback: bool) -> tuple[Any, DelegatePlan]:
-        kwargs: dict[str, Any] = {"model_content": self._model, "num_threads": self._num_threads}
+        plan = plan_delegate(delegate, self._backend, self._model, delegate_options, fallback,
+                             edgetpu_model=self._file.edgetpu)
+        self._interp, self._plan = self._build(plan, fallback)
+        details_in = self._interp.get_input_details()[0]
+        details_out = self._interp.get_output_details()[0]
+        self._in_index, self._out_index = details_in["index"], details_out["index"]
+        self._in_dtype = np.dtype(details_in["dtype"])
+        self._in_shape = tuple(int(v) for v in details_in["shape"])
+        self._out_scale, self._out_zp = details_out["quantization"]
+        if self._in_shape != inp.shape or self._in_dtype != inp.dtype:
+            raise ModelLoadError(f"the interpreter sees input {self._in_shape} {self._in_dtype}, "
+                                 f"the file declares {inp.shape} {inp.dtype}")
+        self._fast = self._affine.identity and self._in_dtype == np.uint8
+
+    def _interpreter(self, plan: DelegatePlan, threads: int) -> Any:
+        kwargs: dict[str, Any] = {"model_content": self._model, "num_threads": threads}
         if plan.op_resolver is not None:
             kwargs["experimental_op_resolver_type"] = plan.op_resolver
         if plan.delegates:
             kwargs["experimental_delegates"] = plan.delegates
+        return self._backend.Interpreter(**kwargs)
+
+    def _build(self, plan: DelegatePlan, fallback: bool) -> tuple[Any, DelegatePlan]:
         try:
-            interp = self._backend.Interpreter(**kwargs)
+            interp = self._interpreter(plan, self._num_threads)
+            # Delegates passed in are applied at construction, XNNPACK (the default) only at
+            # allocate_tensors: counting here gives the nodes the requested delegate took.
+            claimed = count_delegated_ops(interp) if plan.delegates else None
             interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             if plan.delegates and fallback:
@@ -144,6 +192,15 @@ class EdgeClassifier:
                 raise DelegateUnavailableError(f"delegate {plan.name} failed to apply: {e}") from e
             raise ModelLoadError(f"the interpreter cannot load this model: {e}") from e
         self._delegated_ops = count_delegated_ops(interp)
+        if claimed == 0:
+            # Loaded and applied, but took no node: every operator runs on the CPU path.
+            reason = f"delegate {plan.name} loaded but took none of the model's operators"
+            cpu = "xnnpack" if self._delegated_ops else "cpu"
+            warnings.warn(f"{reason}; they run on the CPU ({cpu}) instead", RuntimeWarning,
+                          stacklevel=3)
+            plan = DelegatePlan(cpu, plan.delegates, plan.op_resolver, reason)
+        elif claimed:
+            self._delegated_ops = claimed
         if plan.name == "xnnpack" and self._delegated_ops == 0:
             plan = DelegatePlan("cpu", fallback_reason=plan.fallback_reason)  # XNNPACK took nothing
         return interp, plan
@@ -164,7 +221,8 @@ class EdgeClassifier:
 
     @property
     def fallback_reason(self) -> str | None:
-        """Why the requested delegate was replaced by XNNPACK, or None."""
+        """Why the requested delegate is not what runs (it failed to load or apply and
+        ``fallback`` was set, or it took no operators), else None."""
         return self._plan.fallback_reason
 
     @property
@@ -192,15 +250,20 @@ class EdgeClassifier:
         pixels = preprocess(img, self._spec, draft=self._draft)
         return self._affine.apply(pixels, self._in_dtype)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        with self._lock:
-            interp = self._interp
-            if interp is None:
-                raise ClassifierClosedError("this EdgeClassifier is closed")
+    def _invoke(self, interp: Any, x: np.ndarray) -> np.ndarray:
+        try:
             interp.set_tensor(self._in_index, x[None])
             interp.invoke()
-            raw = interp.get_tensor(self._out_index)
-        return raw.reshape(-1)
+            return interp.get_tensor(self._out_index).reshape(-1)
+        except (RuntimeError, ValueError) as e:
+            raise InferenceError(f"the interpreter failed to run the model: "
+                                 f"{' '.join(str(e).split())}") from e
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._interp is None:
+                raise ClassifierClosedError("this EdgeClassifier is closed")
+            return self._invoke(self._interp, x)
 
     def _scores(self, raw: np.ndarray) -> np.ndarray:
         v = quant.dequantize(raw, self._out_scale, self._out_zp) if self._out_scale else raw
@@ -218,6 +281,7 @@ class EdgeClassifier:
         Raises:
             FileNotFoundError, ImageDecodeError: the image cannot be read.
             ClassifierClosedError: after :meth:`close`.
+            InferenceError: the interpreter failed to run the model.
         """
         self._check_open()
         return self._scores(self._run(self._input(img)))
@@ -229,18 +293,109 @@ class EdgeClassifier:
         Raises:
             FileNotFoundError, ImageDecodeError: the image cannot be read.
             ClassifierClosedError: after :meth:`close`.
+            InferenceError: the interpreter failed to run the model.
         """
         return self._categories(self.scores(img), self._top_k if top_k is None else top_k,
                                 self._threshold if score_threshold is None else score_threshold)
 
-    def predict_batch(self, imgs: Iterable[ImageInput], top_k: int | None = None,
-                      score_threshold: float | None = None) -> list[list[Category]]:
-        """:meth:`predict` for each image, in order.
+    def _pool_interpreters(self, n: int) -> list[Any]:
+        """``n`` one-thread interpreters for parallel inference (made once, kept until close)."""
+        with self._lock:
+            self._check_open()
+            while len(self._pool) < n:
+                plan = DelegatePlan(self._plan.name, [], self._plan.op_resolver)
+                interp = self._interpreter(plan, 1)
+                interp.allocate_tensors()
+                self._pool.append(interp)
+            return self._pool[:n]
+
+    def predict_iter(self, imgs: Iterable[ImageInput], top_k: int | None = None,
+                     score_threshold: float | None = None, *, workers: int | None = None,
+                     interpreters: int | None = None, prefetch: int | None = None,
+                     with_scores: bool = False) -> Iterator[Prediction]:
+        """Classify many images, pipelined: one :class:`Prediction` per image, in input order.
+
+        ``imgs`` is read lazily and at most ``prefetch`` images are in flight (default
+        ``4 × workers``), so memory stays flat over any number of files. ``workers`` threads
+        (default: one per core) decode and resize in parallel (Pillow releases the GIL). Each
+        worker then runs inference on one of ``interpreters`` one-thread interpreters (default:
+        one per worker on the CPU paths; with a GPU / Edge TPU / external delegate, the one
+        main interpreter, shared under its lock). An image that cannot be read gives a
+        Prediction with ``error`` set; the others go on.
 
         Raises:
-            see :meth:`predict` (the first image that fails stops the batch).
+            ClassifierClosedError: the classifier is (or gets) closed.
+            InferenceError: the interpreter failed to run the model.
+            ValueError: ``workers``, ``interpreters`` or ``prefetch`` below 1.
         """
-        return [self.predict(i, top_k, score_threshold) for i in imgs]
+        workers = int(workers) if workers is not None else (os.cpu_count() or 1)
+        cpu_path = not self._plan.delegates or self._plan.name in ("xnnpack", "cpu")
+        if interpreters is None:
+            interpreters = workers if cpu_path and workers > 1 else 1
+        prefetch = int(prefetch) if prefetch is not None else 4 * workers
+        if workers < 1 or interpreters < 1 or prefetch < 1:
+            raise ValueError(f"workers, interpreters and prefetch must be >= 1, got {workers}, "
+                             f"{interpreters}, {prefetch}")
+        if interpreters > 1 and not cpu_path:
+            raise ValueError(f"only one interpreter can hold the {self._plan.name} delegate")
+        self._check_open()
+        k = self._top_k if top_k is None else top_k
+        threshold = self._threshold if score_threshold is None else score_threshold
+        free: queue.SimpleQueue | None = None
+        if interpreters > 1:
+            free = queue.SimpleQueue()
+            for interp in self._pool_interpreters(interpreters):
+                free.put(interp)
+
+        def work(index: int, img: ImageInput) -> Prediction:
+            try:
+                x = self._input(img)
+            except IMAGE_ERRORS as e:
+                return Prediction(index, img, [], e)
+            if free is None:
+                raw = self._run(x)
+            else:
+                interp = free.get()
+                try:
+                    if self._interp is None:
+                        raise ClassifierClosedError("this EdgeClassifier is closed")
+                    raw = self._invoke(interp, x)
+                finally:
+                    free.put(interp)
+            scores = self._scores(raw)
+            return Prediction(index, img, self._categories(scores, k, threshold), None,
+                              scores if with_scores else None)
+
+        pending: collections.deque[Future] = collections.deque()
+        source = enumerate(imgs)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edge-predict") as pool:
+            try:
+                for index, img in source:
+                    pending.append(pool.submit(work, index, img))
+                    if len(pending) >= prefetch:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for f in pending:
+                    f.cancel()
+
+    def predict_batch(self, imgs: Iterable[ImageInput], top_k: int | None = None,
+                      score_threshold: float | None = None, *,
+                      workers: int | None = None) -> list[list[Category]]:
+        """:meth:`predict` for each image, in order, pipelined as :meth:`predict_iter` does.
+
+        Raises:
+            FileNotFoundError, ImageDecodeError: the first image that cannot be read (the
+                batch stops there; use :meth:`predict_iter` to go on past bad images).
+            ClassifierClosedError, InferenceError, ValueError: see :meth:`predict_iter`.
+        """
+        out = []
+        for p in self.predict_iter(imgs, top_k, score_threshold, workers=workers):
+            if p.error is not None:
+                raise p.error
+            out.append(p.categories)
+        return out
 
     # -- lifetime -----------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -251,6 +406,7 @@ class EdgeClassifier:
         """Free the interpreter and delegates. Safe to call more than once."""
         with self._lock:
             self._interp = None
+            self._pool = []
             self._plan = DelegatePlan(self._plan.name, [], None, self._plan.fallback_reason)
 
     def __enter__(self) -> "EdgeClassifier":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ._schema import model_reader as _mr
+from ._schema.flatbuf import FlatbufferError
 from .backends import Backend
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
@@ -77,10 +78,13 @@ def library_name(kind: str, system: str | None = None) -> str:
 
 
 def is_edgetpu_model(model: bytes) -> bool:
-    """True when the model was compiled by ``edgetpu_compiler`` (uses the Edge TPU custom op)."""
+    """True when the model was compiled by ``edgetpu_compiler`` (uses the Edge TPU custom op).
+
+    A file that is not a well-formed TFLite flatbuffer is not one (False).
+    """
     try:
         return EDGETPU_CUSTOM_OP in _mr.custom_op_codes(model)
-    except Exception:  # not a flatbuffer we can walk: let the interpreter complain
+    except FlatbufferError:
         return False
 
 
@@ -116,13 +120,15 @@ def _edgetpu_options(device: str | None, options: Mapping[str, Any] | None) -> d
 
 
 def plan_delegate(delegate: Any, backend: Backend, model: bytes,
-                  options: Mapping[str, Any] | None = None, fallback: bool = False) -> DelegatePlan:
+                  options: Mapping[str, Any] | None = None, fallback: bool = False,
+                  edgetpu_model: bool | None = None) -> DelegatePlan:
     """Resolve and load the delegate for ``model``.
 
     ``delegate``: 'auto' (Edge TPU for edgetpu_compiler output, else XNNPACK), 'xnnpack', 'cpu'
     (built-in kernels, XNNPACK off), 'gpu', 'edgetpu' or 'edgetpu:usb[:N]' / 'edgetpu:pci[:N]',
     a path to a delegate library (loaded with ``options``), or an already loaded delegate object
-    (used as is; it wins over everything else).
+    (used as is; it wins over everything else). ``edgetpu_model``: whether the model is
+    Edge TPU–compiled, when the caller has already parsed it (else :func:`is_edgetpu_model`).
 
     Raises:
         DelegateUnavailableError: the delegate cannot be loaded and ``fallback`` is False (an
@@ -135,7 +141,8 @@ def plan_delegate(delegate: Any, backend: Backend, model: bytes,
     text = os.fspath(delegate) if delegate is not None else "auto"
     kind, _, device = text.partition(":") if text.startswith("edgetpu") else (text, "", "")
     kind = kind.lower() if kind.lower() in {k.value for k in DelegateKind} else kind
-    edgetpu_model = is_edgetpu_model(model)
+    if edgetpu_model is None:
+        edgetpu_model = is_edgetpu_model(model)
 
     def fail(err: DelegateUnavailableError) -> DelegatePlan:
         if not fallback or edgetpu_model:

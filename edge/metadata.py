@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import struct
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Literal, Sequence, Union
 
@@ -19,6 +23,7 @@ import flatbuffers
 from ._schema import metadata_schema_py_generated as _md
 from ._schema import model_reader as _mr
 from ._schema import model_schema
+from ._schema.flatbuf import BYTE, FLOAT, UBYTE, FlatbufferError, Table, has_identifier
 from .variants import PreprocessSpec
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -30,6 +35,12 @@ MIN_PARSER_VERSION = "1.0.0"
 FORMAT = "efficientnet-edge/1"
 LABELS_FILE = "labels.txt"
 SPEC_FILE = "efficientnet_edge.json"
+#: Caps on what an untrusted model's associated files may make us read (all in memory).
+MAX_ZIP_MEMBERS = 64
+MAX_LABELS_BYTES = 16 * 1024 * 1024
+MAX_LABELS = 100_000
+MAX_SPEC_BYTES = 64 * 1024
+MAX_COMPRESSION_RATIO = 100
 
 OutputKind = Literal["probabilities", "logits"]
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
@@ -175,10 +186,11 @@ def write_metadata(model: ModelSource, info: ModelInfo) -> bytes:
         raise MetadataError("writing metadata needs the TFLite model schema: "
                             "pip install ai-edge-litert") from e
 
-    try:
-        (_, in_type), (out_shape, out_type) = _mr.io_tensor(buf, "input"), _mr.io_tensor(buf, "output")
-    except (IndexError, ValueError) as e:
-        raise MetadataError(f"model has no readable subgraph input/output: {e}") from e
+    summary = _summary(buf)
+    if not summary.inputs or not summary.outputs:
+        raise MetadataError("model has no subgraph input/output")
+    in_type = summary.inputs[0].type
+    out_shape, out_type = summary.outputs[0].shape, summary.outputs[0].type
     if info.labels and out_shape and out_shape[-1] != len(info.labels):
         raise MetadataError(f"{len(info.labels)} labels for an output of {out_shape[-1]} classes")
     meta_buf = _build_metadata(info, in_type, out_type)
@@ -211,78 +223,176 @@ def write_metadata(model: ModelSource, info: ModelInfo) -> bytes:
     return out.getvalue()
 
 
-def metadata_buffer(model: ModelSource) -> bytes | None:
+def _summary(buf: bytes) -> _mr.ModelSummary:
+    try:
+        return _mr.read_model(buf)
+    except FlatbufferError as e:
+        raise MetadataError(f"corrupt model flatbuffer: {e}") from e
+
+
+def metadata_buffer(model: ModelSource, summary: _mr.ModelSummary | None = None) -> bytes | None:
     """The raw ``ModelMetadata`` flatbuffer of a model, or None when it has none.
 
     Raises:
-        FileNotFoundError, MetadataError: see :func:`load_model_bytes`.
+        FileNotFoundError, MetadataError: see :func:`load_model_bytes`; also a corrupt model
+            flatbuffer.
     """
     buf = load_model_bytes(model)
-    try:
-        for name, index in _mr.metadata_entries(buf):
-            if name == METADATA_NAME.encode():
-                data = _mr.buffer_data(buf, index)
-                if data:
-                    return data
-    except (IndexError, ValueError) as e:
-        raise MetadataError(f"corrupt model flatbuffer: {e}") from e
+    summary = summary or _summary(buf)
+    for name, index in summary.metadata:
+        if name == METADATA_NAME.encode():
+            data = summary.buffer_data(buf, index)
+            if data:
+                return data
     return None
 
 
-def _associated_files(buf: bytes) -> dict[str, bytes]:
+def _zip_member(zf: zipfile.ZipFile, name: str, cap: int) -> bytes:
+    """One associated file, read in memory within the caps."""
+    info = zf.getinfo(name)
+    if info.file_size > cap:
+        raise MetadataError(f"associated file {name!r} is {info.file_size} bytes "
+                            f"(limit {cap})")
+    if info.compress_type != zipfile.ZIP_STORED and \
+            info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        raise MetadataError(f"associated file {name!r} expands {info.file_size} / "
+                            f"{info.compress_size} times (limit {MAX_COMPRESSION_RATIO})")
+    with zf.open(info) as f:
+        return f.read(cap + 1)
+
+
+def _associated_files(buf: bytes, wanted: dict[str, int]) -> dict[str, bytes] | None:
+    """The ``wanted`` associated files (name -> size cap) found in the model's ZIP, in memory.
+
+    Never extracted to disk. None when the model has no ZIP at all.
+
+    Raises:
+        MetadataError: the ZIP is corrupt or breaks a cap (member count, size, ratio).
+    """
     try:
-        with zipfile.ZipFile(io.BytesIO(buf)) as zf:
-            return {n: zf.read(n) for n in zf.namelist()}
+        zf = zipfile.ZipFile(io.BytesIO(buf))
     except zipfile.BadZipFile:
-        return {}
+        return None
+    except (OSError, ValueError, EOFError, struct.error, NotImplementedError) as e:
+        raise MetadataError(f"unreadable associated-files ZIP: {e}") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise MetadataError(f"associated-files ZIP has {len(infos)} members "
+                                f"(limit {MAX_ZIP_MEMBERS})")
+        names = {i.filename for i in infos}
+        try:
+            return {n: _zip_member(zf, n, cap) for n, cap in wanted.items() if n in names}
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, struct.error,
+                NotImplementedError, RuntimeError) as e:  # RuntimeError: encrypted member
+            if isinstance(e, MetadataError):
+                raise
+            raise MetadataError(f"corrupt associated-files ZIP: {e}") from e
 
 
-def read_metadata(model: ModelSource) -> ModelInfo | None:
+def _floats(values, what: str) -> list[float]:
+    out = [float(v) for v in values]
+    if len(out) not in (1, 3) or not all(math.isfinite(v) for v in out):
+        raise MetadataError(f"{what} must be 1 or 3 finite values, got {out}")
+    return out
+
+
+def _labels(data: bytes, name: str) -> list[str]:
+    if len(data) > MAX_LABELS_BYTES:
+        raise MetadataError(f"labels file {name!r} is over {MAX_LABELS_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"labels file {name!r} is not UTF-8 text ({e})") from e
+    labels = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(labels) > MAX_LABELS:
+        raise MetadataError(f"labels file {name!r} has {len(labels)} labels (limit {MAX_LABELS})")
+    return labels
+
+
+def _read_m001(raw: bytes) -> tuple[ModelInfo, str | None]:
+    """ModelInfo from a ModelMetadata flatbuffer, and the output's labels file name."""
+    if not has_identifier(raw, METADATA_IDENTIFIER):
+        raise MetadataError("TFLITE_METADATA buffer lacks the 'M001' identifier")
+    root = Table.root(raw, "model metadata")
+    info = ModelInfo(name=root.text(0), description=root.text(1), version=root.text(2),
+                     author=root.text(4), license=root.text(5))
+    root.tables(6, "model associated file")
+    root.text(7)
+    labels_file = None
+    subs = root.tables(3, "subgraph metadata")
+    if subs:
+        ins = subs[0].tables(2, "input tensor metadata")
+        outs = subs[0].tables(3, "output tensor metadata")
+        for pu in ins[0].tables(4, "input process unit") if ins else ():
+            if pu.scalar(0, UBYTE) == _md.ProcessUnitOptions.NormalizationOptions:
+                opts = pu.table(1, "normalization options")
+                if opts is None:
+                    raise MetadataError("normalization process unit without options")
+                info.input_mean = _floats(opts.numbers(0, FLOAT), "normalization mean")
+                info.input_std = _floats(opts.numbers(1, FLOAT), "normalization std")
+        for af in outs[0].tables(6, "output associated file") if outs else ():
+            if af.scalar(2, BYTE) == _md.AssociatedFileType.TENSOR_AXIS_LABELS:
+                labels_file = af.text(0)
+                break
+    return info, labels_file
+
+
+def _apply_spec_json(info: ModelInfo, data: bytes) -> None:
+    try:
+        d = json.loads(data.decode("utf-8"))
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a JSON object, got {type(d).__name__}")
+        if d.get("spec"):
+            if not isinstance(d["spec"], dict):
+                raise TypeError("'spec' is not an object")
+            info.spec = PreprocessSpec.from_dict(d["spec"]).validate()
+        info.input_mean = _floats(d.get("input_mean", info.input_mean), "input_mean")
+        info.input_std = _floats(d.get("input_std", info.input_std), "input_std")
+        info.output_kind = d.get("output", info.output_kind)
+        if info.output_kind not in ("probabilities", "logits"):
+            raise ValueError(f"output must be 'probabilities' or 'logits', got {info.output_kind!r}")
+    except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as e:
+        raise MetadataError(f"malformed {SPEC_FILE}: {e}") from e
+
+
+def read_metadata(model: ModelSource, summary: _mr.ModelSummary | None = None) -> ModelInfo | None:
     """Read back the metadata of a model: ours, or MediaPipe-style metadata written by others.
 
-    Returns None when the model carries no metadata.
+    Untrusted files are read in memory with caps (labels file size and count, ZIP member count
+    and compression ratio); nothing is extracted to disk. Returns None when the model carries
+    no metadata. ``summary``: the model's :func:`~edge._schema.model_reader.read_model` result,
+    when the caller already has it.
 
     Raises:
         FileNotFoundError: ``model`` is a path that does not exist.
-        MetadataError: not a TFLite model, or unreadable metadata / spec JSON.
+        MetadataError: not a TFLite model, a corrupt flatbuffer, unreadable metadata, labels,
+            spec JSON or associated-files ZIP, or a cap exceeded (the message says which).
     """
     buf = load_model_bytes(model)
-    raw = metadata_buffer(buf)
+    raw = metadata_buffer(buf, summary)
     if raw is None:
         return None
-    if not _md.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
-        raise MetadataError("TFLITE_METADATA buffer lacks the 'M001' identifier")
     try:
-        meta = _md.ModelMetadataT.InitFromObj(_md.ModelMetadata.GetRootAs(raw, 0))
-    except Exception as e:  # corrupt flatbuffer: struct.error, IndexError…
+        info, labels_file = _read_m001(raw)
+    except FlatbufferError as e:
         raise MetadataError(f"cannot parse model metadata: {e}") from e
-
-    def s(v) -> str:
-        return v.decode("utf-8") if isinstance(v, bytes) else (v or "")
-
-    info = ModelInfo(name=s(meta.name), description=s(meta.description),
-                     version=s(meta.version), author=s(meta.author), license=s(meta.license))
-    files = _associated_files(buf)
-    sub = (meta.subgraphMetadata or [None])[0]
-    if sub is not None and sub.inputTensorMetadata:
-        for pu in sub.inputTensorMetadata[0].processUnits or []:
-            if pu.optionsType == _md.ProcessUnitOptions.NormalizationOptions:
-                info.input_mean = [float(v) for v in pu.options.mean]
-                info.input_std = [float(v) for v in pu.options.std]
-    if sub is not None and sub.outputTensorMetadata:
-        for af in sub.outputTensorMetadata[0].associatedFiles or []:
-            if af.type == _md.AssociatedFileType.TENSOR_AXIS_LABELS and s(af.name) in files:
-                text = files[s(af.name)].decode("utf-8")
-                info.labels = [ln.strip() for ln in text.splitlines() if ln.strip()]
-                break
+    wanted = {SPEC_FILE: MAX_SPEC_BYTES}
+    if labels_file:
+        wanted[labels_file] = MAX_LABELS_BYTES
+    files = _associated_files(buf, wanted)
+    if files is None:
+        if labels_file:
+            warnings.warn(f"the model's metadata names labels file {labels_file!r} but the model "
+                          "carries no associated files (re-packed by a tool that drops them, "
+                          "such as edgetpu_compiler?); classes have no labels: pass labels=",
+                          RuntimeWarning, stacklevel=2)
+        return info
+    if labels_file:
+        if labels_file not in files:
+            raise MetadataError(f"metadata names labels file {labels_file!r}, which the model "
+                                "does not carry")
+        info.labels = _labels(files[labels_file], labels_file)
     if SPEC_FILE in files:
-        try:
-            d = json.loads(files[SPEC_FILE].decode("utf-8"))
-            if d.get("spec"):
-                info.spec = PreprocessSpec.from_dict(d["spec"])
-            info.input_mean = [float(v) for v in d.get("input_mean", info.input_mean)]
-            info.input_std = [float(v) for v in d.get("input_std", info.input_std)]
-            info.output_kind = d.get("output", info.output_kind)
-        except (ValueError, KeyError, TypeError) as e:
-            raise MetadataError(f"malformed {SPEC_FILE}: {e}") from e
+        _apply_spec_json(info, files[SPEC_FILE])
     return info

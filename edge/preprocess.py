@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Union
+import stat
+from typing import BinaryIO, Callable, TypeVar, Union
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from .variants import PreprocessSpec
+from .variants import RESIZE_FILTERS, PreprocessSpec
 
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image, np.ndarray]
 
-_FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
+_FILTERS = {name: Image.Resampling[name.upper()] for name in RESIZE_FILTERS}
+T = TypeVar("T")
+#: draft=True: decode JPEGs at the smallest DCT scale whose centre crop keeps at least
+#: DRAFT_MARGIN × spec.size pixels (chosen by benchmarks/bench_runtime.py: top-1 agreement with
+#: the full decode vs time on 12 MP versions of the shipped photos).
+DRAFT_MARGIN = 1.0
+#: draft=True: Pillow's reducing_gap for the final resize (box reduce first, then resample).
+REDUCING_GAP = 3.0
 
 
 class ImageDecodeError(ValueError):
@@ -80,39 +81,97 @@ def array_to_image(arr: np.ndarray) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def draft_scale(width: int, height: int, spec: PreprocessSpec, margin: float | None = None) -> int:
+    """The JPEG DCT scale denominator (8, 4, 2 or 1) to decode a ``width``×``height`` photo at.
+
+    The smallest decode (largest denominator) whose centre crop still has at least
+    ``margin × spec.size`` pixels on a side, so the resize only ever shrinks; ``margin``
+    defaults to :data:`DRAFT_MARGIN`, chosen by measurement (``benchmarks/bench_runtime.py``).
+    """
+    margin = DRAFT_MARGIN if margin is None else margin
+    crop = spec.crop_fraction * min(width, height)
+    for s in (8, 4, 2):
+        if crop / s >= margin * spec.size:
+            return s
+    return 1
+
+
+def _source(src: ImageInput) -> tuple[BinaryIO, str, bool]:
+    """(file object, name for messages, whether we opened it) for a path or bytes."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(src)), "<bytes>", False
+    if not isinstance(src, (str, os.PathLike)):
+        raise ImageDecodeError(f"cannot read an image from {type(src).__name__}")
+    name = os.fspath(src)
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such image: {name}") from None
+    except (OSError, ValueError) as e:  # ValueError: NUL in the path
+        raise ImageDecodeError(f"cannot read image {name}: {e}") from e
+    if not stat.S_ISREG(st.st_mode):
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ImageDecodeError(f"cannot read image {name}: {what}")
+    try:
+        return open(name, "rb"), name, True
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read image {name}: {e}") from e
+
+
+def _decode(src: ImageInput, finish: Callable[[Image.Image], T],
+            scale: Callable[[int, int], int] | None = None) -> T:
+    """Open ``src`` (path or bytes), let libjpeg decode at ``scale(w, h)`` (1/N), load, make it
+    RGB and return ``finish(rgb)``. The file is closed before this returns (multi-frame files
+    too: frame 0 is used); any failure of the decoder is an ImageDecodeError."""
+    fp, name, own = _source(src)
+    try:
+        img = Image.open(fp)
+        if scale is not None and img.format == "JPEG":
+            s = scale(*img.size)
+            if s > 1:
+                img.draft("RGB", (img.width // s, img.height // s))
+        img.load()
+        return finish(to_rgb(img))
+    except ImageDecodeError:
+        raise
+    except Exception as e:  # untrusted bytes: Pillow's plugins raise many types
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ImageDecodeError(f"cannot decode image {name}: {msg}") from e
+    finally:
+        if own:
+            fp.close()
+
+
 def open_image(src: ImageInput, draft_size: int | None = None) -> Image.Image:
     """Open a path, bytes, PIL image or numpy array as an RGB PIL image.
 
     ``draft_size``: for JPEGs, let libjpeg decode at a reduced scale (1/2, 1/4, 1/8) as long as
-    the short side stays ≥ ``draft_size`` pixels. Much faster for large photos.
+    the short side stays ≥ ``draft_size`` pixels. Much faster for large photos. Files are closed
+    before this returns; of a multi-frame file (GIF, WebP, TIFF) the first frame is used.
 
     Raises:
         FileNotFoundError: a path that does not exist.
-        ImageDecodeError: anything that cannot be decoded as an image.
+        ImageDecodeError: anything that cannot be decoded as an image (a directory, a truncated
+            or corrupt file, a decompression bomb, an unknown format…).
     """
     if isinstance(src, np.ndarray):
         return array_to_image(src)
     if isinstance(src, Image.Image):
-        return to_rgb(src)
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        fp, name = io.BytesIO(bytes(src)), "<bytes>"
-    elif isinstance(src, (str, os.PathLike)):
-        name = os.fspath(src)
-        if not os.path.exists(name):
-            raise FileNotFoundError(f"no such image: {name}")
-        fp = name
-    else:
-        raise ImageDecodeError(f"cannot read an image from {type(src).__name__}")
+        return _guarded(to_rgb, src)
+
+    def scale(w: int, h: int) -> int:
+        return next((s for s in (8, 4, 2) if min(w, h) / s >= draft_size), 1)
+
+    return _decode(src, lambda img: img, scale if draft_size else None)
+
+
+def _guarded(fn: Callable[[Image.Image], T], img: Image.Image) -> T:
     try:
-        img = Image.open(fp)
-        if draft_size and img.format == "JPEG":
-            w, h = img.size
-            scale = max(1.0, min(w, h) / float(draft_size))
-            img.draft("RGB", (int(w / scale), int(h / scale)))
-        img.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(f"cannot decode image {name}: {e}") from e
-    return to_rgb(img)
+        return fn(img)
+    except ImageDecodeError:
+        raise
+    except Exception as e:  # a PIL image in an exotic mode, or a lazily loaded corrupt file
+        raise ImageDecodeError(f"cannot convert {img.mode} image: {e}") from e
 
 
 def center_crop_box(width: int, height: int, crop_fraction: float) -> tuple[int, int, int, int]:
@@ -123,26 +182,39 @@ def center_crop_box(width: int, height: int, crop_fraction: float) -> tuple[int,
     return left, top, left + crop, top + crop
 
 
-def crop_and_resize(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
-    """Centre crop and resize an RGB PIL image per ``spec``; returns HxWx3 uint8."""
+def crop_and_resize(img: Image.Image, spec: PreprocessSpec,
+                    reducing_gap: float | None = None) -> np.ndarray:
+    """Centre crop and resize an RGB PIL image per ``spec``; returns HxWx3 uint8.
+
+    ``reducing_gap``: Pillow's two-step resize (an integer box reduce first, while the crop is
+    more than ``reducing_gap`` times the output), for speed; None resamples in one exact step.
+    """
     box = center_crop_box(img.width, img.height, spec.crop_fraction)
-    out = img.resize((spec.size, spec.size), resample_filter(spec.resize_filter), box=box)
+    out = img.resize((spec.size, spec.size), resample_filter(spec.resize_filter), box=box,
+                     reducing_gap=reducing_gap)
     return np.asarray(out, dtype=np.uint8)
 
 
 def preprocess(src: ImageInput, spec: PreprocessSpec, draft: bool = False) -> np.ndarray:
     """Decode, centre-crop and resize one image: HxWx3 uint8, ready for a uint8 model input.
 
-    ``draft=True`` decodes large JPEGs at reduced scale (never below 2× the crop the model sees).
+    ``draft=True`` trades exactness for speed on large images: JPEGs decode at the smallest DCT
+    scale that still covers the crop (:func:`draft_scale`), then a reduce step
+    (:data:`REDUCING_GAP`) before the final resample.
 
     Raises:
         FileNotFoundError, ImageDecodeError: see :func:`open_image`.
     """
-    draft_size = int(2 * spec.size / spec.crop_fraction) if draft else None
-    img = open_image(src, draft_size=draft_size)
-    if isinstance(src, np.ndarray) and img.size == (spec.size, spec.size):
-        return np.asarray(img, dtype=np.uint8)  # already model-sized: no crop, no resample
-    return crop_and_resize(img, spec)
+    gap = REDUCING_GAP if draft else None
+    if isinstance(src, np.ndarray):
+        img = array_to_image(src)
+        if img.size == (spec.size, spec.size):
+            return np.asarray(img, dtype=np.uint8)  # already model-sized: no crop, no resample
+        return crop_and_resize(img, spec, gap)
+    if isinstance(src, Image.Image):
+        return _guarded(lambda i: crop_and_resize(to_rgb(i), spec, gap), src)
+    return _decode(src, lambda img: crop_and_resize(img, spec, gap),
+                   (lambda w, h: draft_scale(w, h, spec)) if draft else None)
 
 
 def normalize(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -5,6 +5,7 @@ the runtime preprocess with it, and the spec is written into every converted mod
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -20,6 +21,10 @@ IMAGENET_STD = (0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0)
 #: Lite models: (pixel - 127) / 128, "for better post-quantization" (tensorflow/tpu lite builder).
 LITE_MEAN = (127.0, 127.0, 127.0)
 LITE_STD = (128.0, 128.0, 128.0)
+#: Resize filters a spec may name (Pillow's resampling filters).
+RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+#: Largest input side a spec may declare (EfficientNet-B7 is 600).
+MAX_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,27 @@ class PreprocessSpec:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
+
+    def validate(self) -> "PreprocessSpec":
+        """Return self when every field is usable, else raise.
+
+        Raises:
+            ValueError: size outside 1..MAX_SIZE, crop_fraction outside (0, 1], unknown resize
+                filter, or mean/std not 3 finite values with std non-zero (names the field).
+        """
+        if not 1 <= self.size <= MAX_SIZE:
+            raise ValueError(f"size must be 1..{MAX_SIZE}, got {self.size}")
+        if not 0.0 < self.crop_fraction <= 1.0:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {self.crop_fraction}")
+        if self.resize_filter.lower() not in RESIZE_FILTERS:
+            raise ValueError(f"unknown resize_filter {self.resize_filter!r}; valid: "
+                             f"{', '.join(RESIZE_FILTERS)}")
+        for name, v in (("mean", self.mean), ("std", self.std)):
+            if len(v) != 3 or not all(math.isfinite(x) for x in v):
+                raise ValueError(f"{name} must be 3 finite values, got {list(v)}")
+        if any(x == 0 for x in self.std):
+            raise ValueError(f"std must be non-zero, got {list(self.std)}")
+        return self
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessSpec":

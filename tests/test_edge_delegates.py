@@ -1,8 +1,9 @@
 """Delegates: the real failure paths here (no Edge TPU, no GPU) and a fake external delegate.
 
-The fake delegate (tests/fake_delegate/fake_delegate.c) is compiled with gcc at test time. It
-CLAIMS NO OPS: it loads, records its options and is applied, but every node still runs on the
-CPU kernels. It proves options reach the library and that `.delegate` reports what loaded.
+The fake delegate (tests/fake_delegate/fake_delegate.c) is compiled with gcc at test time. By
+default it CLAIMS NO OPS: it loads, records its options and is applied, but every node still
+runs on the CPU, so `.delegate` must name the CPU path and warn. With ``claim=last`` it takes
+the last node (its kernel only logs "invoke"), so `.delegate` must name it.
 """
 import os
 import shutil
@@ -67,7 +68,8 @@ def test_edgetpu_model_detection(models, edgetpu_like):
 @pytest.mark.parametrize("fallback", [False, True])
 def test_auto_on_edgetpu_model_without_runtime_fails_clearly(edgetpu_like, fallback):
     # no fallback possible: an Edge TPU-compiled model cannot run on the CPU
-    with pytest.raises(DelegateUnavailableError) as e:
+    with pytest.raises(DelegateUnavailableError) as e, \
+            pytest.warns(RuntimeWarning, match="no associated files"):  # re-packed: ZIP dropped
         EdgeClassifier(edgetpu_like, fallback=fallback)
     assert EDGETPU_LIBRARY["Linux"] in str(e.value) and "Edge TPU runtime" in str(e.value)
 
@@ -104,19 +106,35 @@ def test_unknown_delegate_name(models):
         EdgeClassifier(models.int8, delegate="tpu-please")
 
 
-def test_fake_external_delegate_gets_options_and_is_reported(models, fake_delegate, tmp_path):
+def test_delegate_that_takes_no_ops_is_reported_as_the_cpu_path(models, fake_delegate, tmp_path):
     log = tmp_path / "fake.log"
     path = sample_photo("chelsea").path
     with EdgeClassifier(models.int8) as plain:
-        want = plain.scores(path)
-    clf = EdgeClassifier(models.int8, delegate=fake_delegate,
-                         delegate_options={"log_path": str(log), "device": "usb:0"})
+        want, xnnpack_nodes = plain.scores(path), plain.delegated_ops
+    with pytest.warns(RuntimeWarning, match="took none of the model's operators"):
+        clf = EdgeClassifier(models.int8, delegate=fake_delegate,
+                             delegate_options={"log_path": str(log), "device": "usb:0"})
     with clf:
-        assert clf.delegate == "external:libfake_delegate.so"
-        assert (clf.scores(path) == want).all()  # claimed no ops: same CPU kernels, same answer
+        assert clf.delegate == "xnnpack" and clf.delegated_ops == xnnpack_nodes
+        assert "libfake_delegate.so" in clf.fallback_reason
+        assert (clf.scores(path) == want).all()  # the same CPU kernels ran
     lines = log.read_text().split()
-    assert f"log_path={log}" in lines and "device=usb:0" in lines
-    assert lines.index("created") < lines.index("prepare")
+    assert f"log_path={log}" in lines and "device=usb:0" in lines  # options reached the library
+    assert lines.index("created") < lines.index("prepare") and "invoke" not in lines
+
+
+def test_delegate_that_takes_a_node_is_reported_and_runs(models, fake_delegate, tmp_path):
+    log = tmp_path / "claim.log"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "took none" warning
+        clf = EdgeClassifier(models.int8, delegate=fake_delegate,
+                             delegate_options={"log_path": str(log), "claim": "last"})
+    with clf:
+        assert clf.delegate == "external:libfake_delegate.so" and clf.delegated_ops == 1
+        assert clf.fallback_reason is None
+        clf.predict(sample_photo("coffee").path)
+        clf.predict(sample_photo("rocket").path)
+    assert log.read_text().split().count("invoke") == 2  # the delegate's kernel ran each time
 
 
 def test_fake_delegate_failure_path_and_fallback(models, fake_delegate):
@@ -135,8 +153,13 @@ def test_preloaded_delegate_object_wins(models, fake_delegate, tmp_path):
     from ai_edge_litert.interpreter import load_delegate
 
     log = tmp_path / "pre.log"
-    d = load_delegate(fake_delegate, {"log_path": str(log)})
+    d = load_delegate(fake_delegate, {"log_path": str(log), "claim": "last"})
     with EdgeClassifier(models.int8, delegate=d) as clf:
-        assert clf.delegate.startswith("custom:")
+        assert clf.delegate == "custom:Delegate" and clf.delegated_ops == 1
         clf.predict(sample_photo("coffee").path)
-    assert "prepare" in log.read_text().split()
+    assert "invoke" in log.read_text().split()
+    idle = load_delegate(fake_delegate, {})
+    with pytest.warns(RuntimeWarning, match="custom:Delegate .*took none"):
+        clf = EdgeClassifier(models.int8, delegate=idle)
+    with clf:
+        assert clf.delegate == "xnnpack"
