@@ -9,15 +9,20 @@ Kotlin pipeline is checked against exactly what Python feeds a model:
              (``NAME.input.u8``, size x size x 3).
 * resize/    small random images resized by Pillow with every filter, up- and downscaling, with boxes.
 * orient/    a small image under each EXIF orientation 1-8 after ``ImageOps.exif_transpose``.
-* outputs/   output vectors (uint8/int8 quantised with scale/zero point, and float) with numpy's
-             dequantisation and top-k (score descending, then index ascending). With ``--model`` they
-             are the real outputs of that .tflite on the photos; otherwise synthetic ones with many ties.
+* outputs/   synthetic output vectors (uint8/int8 quantised with scale/zero point, float, logits, many
+             ties) with numpy's dequantisation and top-k (score descending, then index ascending).
 * archives/  model-like files: bytes + a ZIP of ``labels.txt`` and ``efficientnet_edge.json`` appended by
              Python's zipfile (stored and deflated), as the converter writes them.
+* draft/     the decode scale Pillow's JPEG draft picks for the SDK's ``preprocess(draft=True)`` rule, for
+             photo sizes up to 12 MP (real JPEGs through ``edge.preprocess.open_image``) and beyond (headers).
+* model/     with ``--tflite``: that model (as the SDK wrote it), its tensor details from the interpreter,
+             what ``edge.metadata.read_metadata`` says about it, and for every photo Python's encoded input
+             tensor (``edge.quant.input_affine``), the raw output of the model on it, its dequantised values
+             and top-5 with labels. The photos' spec is then the model's own.
 
 ``manifest.json`` lists it all. Generated at test time into a temp dir; nothing here is committed.
 
-    python android_demo/tools/export_vectors.py --out /tmp/vectors [--model lite0] [--tflite model.tflite]
+    python android_demo/tools/export_vectors.py --out /tmp/vectors [--model lite0 | --tflite model.tflite]
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import io
 import json
 import os
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -120,10 +126,10 @@ def _output_case(out: str, name: str, raw: np.ndarray, dtype: str, scale: float,
             "topk": top_k(scores, TOP_K)}
 
 
-def export_outputs(out: str, photos: list[dict], tflite: str | None) -> list[dict]:
+def export_outputs(out: str) -> list[dict]:
+    """Synthetic vectors: heavy ties (the common case for uint8 outputs), negative zero points, logits."""
     cases = []
     rng = np.random.default_rng(7)
-    # Synthetic vectors: heavy ties (the common case for uint8 outputs), negative zero points, logits.
     u8 = rng.integers(0, 12, size=1000).astype(np.uint8)
     u8[[17, 400, 401, 999]] = [200, 230, 230, 200]
     cases.append(_output_case(out, "synthetic_u8", u8, "uint8", 1.0 / 256.0, 0, "probabilities"))
@@ -135,42 +141,112 @@ def export_outputs(out: str, photos: list[dict], tflite: str | None) -> list[dic
     f = rng.normal(size=1000).astype(np.float32)
     f[[10, 11]] = np.float32(6.5)
     cases.append(_output_case(out, "synthetic_f32_logits", f, "float32", 0.0, 0, "logits"))
-    if tflite:
-        from ai_edge_litert.interpreter import Interpreter
-        it = Interpreter(model_path=tflite)
-        it.allocate_tensors()
-        inp, outd = it.get_input_details()[0], it.get_output_details()[0]
-        size = int(inp["shape"][1])
-        output_kind = model_output_kind(tflite)
-        for p in photos:
-            tensor = np.fromfile(os.path.join(out, p["tensor"]), np.uint8)
-            if tensor.size != size * size * 3:
-                break
-            q = quantize_input(tensor.reshape(1, size, size, 3), inp, tflite)
-            it.set_tensor(inp["index"], q)
-            it.invoke()
-            raw = it.get_tensor(outd["index"])
-            scale, zp = outd["quantization"]
-            dtype = np.dtype(outd["dtype"]).name
-            cases.append(_output_case(out, f"model_{p['name']}", raw, dtype, float(scale), int(zp), output_kind))
     return cases
 
 
-def quantize_input(pixels: np.ndarray, inp: dict, tflite: str) -> np.ndarray:
-    """Map uint8 pixels to the model's input tensor with the model's input_mean/input_std (see check_vectors)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from check_vectors import encode_input, model_normalisation
-    mean, std = model_normalisation(tflite)
-    return encode_input(pixels, inp, mean, std)
+def _tensor_details(d: dict) -> dict:
+    scale, zp = d["quantization"]
+    return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(x) for x in d["shape"]],
+            "scale": float(np.float32(scale)), "zero_point": int(zp)}
 
 
-def model_output_kind(tflite: str) -> str:
+def export_model(out: str, photos: list[dict], tflite: str) -> dict:
+    """The SDK-written model, what Python knows about it, and Python's side of every photo through it."""
+    from ai_edge_litert.interpreter import Interpreter
     from edge.metadata import read_metadata
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from check_vectors import encode_input
+
     info = read_metadata(tflite)
-    return info.output_kind if info is not None and info.spec is not None else "probabilities"
+    if info is None or info.spec is None:
+        raise SystemExit(f"{tflite}: no efficientnet-edge metadata (convert it with efficientnet-convert)")
+    with open(tflite, "rb") as f:
+        write(os.path.join(out, "model", "model.tflite"), f.read())
+    labels = list(info.labels or [])
+    write(os.path.join(out, "model", "labels.txt"), "".join(f"{x}\n" for x in labels).encode("utf-8"))
+
+    it = Interpreter(model_path=tflite)
+    it.allocate_tensors()
+    inp, outd = it.get_input_details()[0], it.get_output_details()[0]
+    size = int(inp["shape"][1])
+    rows = []
+    for p in photos:
+        pixels = np.fromfile(os.path.join(out, p["tensor"]), np.uint8)
+        if pixels.size != size * size * 3:
+            raise SystemExit(f"{p['name']}: {pixels.size} pixels do not fit the model's {size}x{size}x3 input")
+        encoded = encode_input(pixels.reshape(1, size, size, 3), inp, info.input_mean, info.input_std)
+        it.set_tensor(inp["index"], encoded)
+        it.invoke()
+        raw = it.get_tensor(outd["index"])
+        case = _output_case(out, f"model_{p['name']}", raw, np.dtype(outd["dtype"]).name,
+                            float(outd["quantization"][0]), int(outd["quantization"][1]), info.output_kind)
+        for row in case["topk"]:
+            row.append(labels[row[0]] if row[0] < len(labels) else f"class {row[0]}")
+        rel = f"model/{p['name']}.input.enc"
+        write(os.path.join(out, rel), np.ascontiguousarray(encoded).tobytes())
+        rows.append(dict(case, photo=p["name"], encoded=rel))
+    return {
+        "file": "model/model.tflite",
+        "input": _tensor_details(inp),
+        "output": _tensor_details(outd),
+        "metadata": {"name": info.name, "spec": info.spec.to_dict(), "input_mean": list(info.input_mean),
+                     "input_std": list(info.input_std), "output": info.output_kind,
+                     "labels": len(labels), "labels_file": "model/labels.txt"},
+        "photos": rows,
+    }
 
 
-def export_archives(out: str, spec, model: str, tflite: str | None = None) -> list[dict]:
+def _jpeg_with_size(template: bytes, width: int, height: int) -> bytes:
+    """``template`` (a baseline JPEG) with its frame header claiming width x height: enough for draft()."""
+    d = bytearray(template)
+    i = d.index(b"\xff\xc0")  # SOF0: marker, length(2), precision(1), height(2), width(2)
+    d[i + 5:i + 7] = height.to_bytes(2, "big")
+    d[i + 7:i + 9] = width.to_bytes(2, "big")
+    return bytes(d)
+
+
+def export_draft(out: str) -> dict:
+    """Pillow's JPEG draft for the SDK's rule (short side >= int(2 * size / crop_fraction)).
+
+    Photos up to 12 MP are real JPEGs decoded by ``edge.preprocess.open_image`` (the SDK's own path);
+    bigger ones only claim their size in the header (Pillow picks the scale from the header alone).
+    """
+    from edge.variants import MODEL_NAMES
+
+    variants = []
+    for name in MODEL_NAMES:
+        spec = preprocess_spec(name)
+        variants.append({"variant": name, "size": spec.size, "crop_fraction": spec.crop_fraction,
+                         "min_short_side": int(2 * spec.size / spec.crop_fraction)})
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 130, 140)).save(buf, "JPEG")
+    template = buf.getvalue()
+    sizes = [(4032, 3024), (3024, 4032), (4000, 3000), (2048, 1536), (1024, 1024), (1023, 2000), (1025, 1025),
+             (2047, 2047), (1000, 700), (600, 400), (4096, 1024), (1264, 3000), (8192, 8192), (12000, 9000),
+             (12000, 4000), (65000, 513)]
+    cases = []
+    for w, h in sizes:
+        real = w * h <= 12_500_000
+        if real:
+            jpeg = io.BytesIO()
+            Image.new("RGB", (w, h), (120, 130, 140)).save(jpeg, "JPEG", quality=50)
+        for min_short in (512, 1264):
+            with warnings.catch_warnings():  # 108 MP is above Pillow's decompression-bomb warning size
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                if real:
+                    img = open_image(jpeg.getvalue(), draft_size=min_short)
+                else:
+                    img = Image.open(io.BytesIO(_jpeg_with_size(template, w, h)))
+                    scale = max(1.0, min(w, h) / float(min_short))  # as edge.preprocess.open_image asks
+                    img.draft("RGB", (int(w / scale), int(h / scale)))
+            cases.append({"width": w, "height": h, "min_short_side": min_short,
+                          "how": "decoded" if real else "header",
+                          "decoded_width": img.width, "decoded_height": img.height})
+    return {"variants": variants, "cases": cases}
+
+
+def export_archives(out: str, spec, model: str) -> list[dict]:
     info = {"format": "efficientnet-edge/1", "model": model, "spec": spec.to_dict(),
             "input_mean": [127.0], "input_std": [128.0], "output": "probabilities", "labels_file": "labels.txt"}
     labels = "".join(f"label {i}\n" for i in range(1000))
@@ -187,39 +263,41 @@ def export_archives(out: str, spec, model: str, tflite: str | None = None) -> li
         rel = f"archives/{name}.tflite"
         write(os.path.join(out, rel), buf.getvalue())
         rows.append({"file": rel, "labels": 1000, "size": spec.size, "crop_fraction": spec.crop_fraction})
-    if tflite:  # the real model too, as the SDK's edge.metadata wrote it
-        from edge.metadata import read_metadata
-        info = read_metadata(tflite)
-        if info is not None and info.spec is not None:
-            with open(tflite, "rb") as f:
-                write(os.path.join(out, "archives", "model.tflite"), f.read())
-            rows.append({"file": "archives/model.tflite", "labels": len(info.labels or []),
-                         "size": info.spec.size, "crop_fraction": info.spec.crop_fraction})
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="directory to write the vectors into")
-    ap.add_argument("--model", default="lite0", help="variant whose PreprocessSpec to use (default lite0)")
-    ap.add_argument("--tflite", help="optional .tflite: add its real outputs on the photos as output vectors")
+    ap.add_argument("--model", default="lite0", help="variant whose PreprocessSpec to use without --tflite")
+    ap.add_argument("--tflite", help="a model written by the SDK: the photos use its spec, and model/ is added")
     args = ap.parse_args(argv)
-    spec = preprocess_spec(args.model)
+    spec, name = preprocess_spec(args.model), args.model
+    if args.tflite:
+        from edge.metadata import read_metadata
+        info = read_metadata(args.tflite)
+        if info is None or info.spec is None:
+            raise SystemExit(f"{args.tflite}: no efficientnet-edge metadata (convert it with efficientnet-convert)")
+        spec, name = info.spec, info.name
     os.makedirs(args.out, exist_ok=True)
     photos = export_photos(args.out, spec)
     manifest = {
-        "model": args.model,
+        "model_name": name,
         "spec": spec.to_dict(),
         "photos": photos,
         "resize": export_resize(args.out),
         "orientation": export_orientation(args.out),
-        "outputs": export_outputs(args.out, photos, args.tflite),
-        "archives": export_archives(args.out, spec, args.model, args.tflite),
+        "outputs": export_outputs(args.out),
+        "archives": export_archives(args.out, spec, name),
+        "draft": export_draft(args.out),
     }
+    if args.tflite:
+        manifest["model"] = export_model(args.out, photos, args.tflite)
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
-    print(f"wrote {len(photos)} photos, {len(manifest['resize'])} resize cases, "
-          f"{len(manifest['outputs'])} output vectors to {args.out}")
+    print(f"wrote {len(photos)} photos, {len(manifest['resize'])} resize cases, {len(manifest['outputs'])} output "
+          f"vectors, {len(manifest['draft']['cases'])} draft cases"
+          f"{', the model and its outputs on every photo' if args.tflite else ''} to {args.out}")
     return 0
 
 

@@ -1,5 +1,6 @@
 package com.efficientnetedge.core
 
+import java.nio.Buffer
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
@@ -63,7 +64,7 @@ class InputEncoder(val type: ElementType, val quantization: Quantization, mean: 
         if (type == ElementType.FLOAT32) {
             val o = out.duplicate().order(ByteOrder.nativeOrder())
             for (i in px.indices) o.putFloat(floatLut[i % 3][px[i].toInt() and 0xFF])
-            out.position(out.position() + need)
+            (out as Buffer).position(out.position() + need) // Buffer's method: exists on every Android/JVM
         } else {
             for (i in px.indices) out.put(byteLut[i % 3][px[i].toInt() and 0xFF])
         }

@@ -2,6 +2,7 @@ package com.efficientnetedge.core
 
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.Test
 import java.io.ByteArrayOutputStream
@@ -102,7 +103,7 @@ class ModelArchiveTest {
             ModelPackage.fromModel(ByteBuffer.wrap(flatbuffer() + bos.toByteArray()))
             fail("accepted a model without efficientnet_edge.json")
         } catch (e: ModelArchiveException) {
-            assert(e.message!!.contains(EdgeModelInfo.FILE_NAME))
+            assertTrue("message names the missing file: ${e.message}", e.message!!.contains(EdgeModelInfo.FILE_NAME))
         }
     }
 
