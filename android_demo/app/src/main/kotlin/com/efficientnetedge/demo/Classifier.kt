@@ -2,8 +2,13 @@ package com.efficientnetedge.demo
 
 import android.os.Build
 import android.os.SystemClock
+import com.efficientnetedge.core.Accelerator
+import com.efficientnetedge.core.Backend
+import com.efficientnetedge.core.DelegatePolicy
 import com.efficientnetedge.core.ElementType
+import com.efficientnetedge.core.EngineFactory
 import com.efficientnetedge.core.ImagePipeline
+import com.efficientnetedge.core.InferenceEngine
 import com.efficientnetedge.core.InputEncoder
 import com.efficientnetedge.core.OutputKind
 import com.efficientnetedge.core.Quantization
@@ -18,30 +23,94 @@ import org.tensorflow.lite.gpu.CompatibilityList
 import org.tensorflow.lite.gpu.GpuDelegate
 import org.tensorflow.lite.nnapi.NnApiDelegate
 import java.io.Closeable
+import java.nio.Buffer
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
-/** One classification: top labels and where the time went. */
+/** One classification: top labels, where the time went, and what ran it. */
 data class Classification(
     val top: List<Labelled>,
     val preprocessMs: Double,
     val inferenceMs: Double,
+    val backend: Backend,
+    /** The backend changed during this run (a fallback, or NNAPI's comparison with the CPU): its time is not typical. */
+    val backendChanged: Boolean,
 )
 
 data class Labelled(val index: Int, val label: String, val score: Float)
 
+/** A delegate that cannot be created on this phone (the message says why). */
+class DelegateUnavailableException(message: String, cause: Throwable? = null) : Exception(message, cause)
+
+/** A LiteRT Interpreter and the delegate it was built with: what the core's [DelegatePolicy] runs. */
+class LiteRtEngine(val interpreter: Interpreter, private val delegate: Delegate?) : InferenceEngine {
+    override fun run(input: ByteBuffer, output: ByteBuffer) {
+        // A delegate failing during invoke makes this throw IllegalArgumentException("Internal error:
+        // Failed to run on the given Interpreter: …"); the policy then moves to the CPU.
+        interpreter.run(input, output)
+        val errno = (delegate as? NnApiDelegate)?.nnapiErrno ?: 0
+        if (errno != 0) throw IllegalStateException("NNAPI reported error $errno during inference")
+    }
+
+    override fun close() {
+        interpreter.close()
+        (delegate as? AutoCloseable)?.close() // after the interpreter that uses it
+    }
+}
+
 /**
- * LiteRT Interpreter + the SDK's preprocessing for one model and one backend.
+ * Builds LiteRT interpreters for the memory-mapped model. XNNPACK is on in every one, so what a delegate
+ * does not take runs on XNNPACK — and an NNAPI interpreter whose delegate takes nothing runs exactly like
+ * the CPU one, which is what the policy's comparison detects.
+ */
+class LiteRtEngineFactory(private val model: ByteBuffer, private val threads: Int = 4) : EngineFactory<LiteRtEngine> {
+    override fun create(accelerator: Accelerator): LiteRtEngine {
+        val options = Interpreter.Options()
+        options.setNumThreads(threads)
+        options.setUseXNNPACK(true)
+        val delegate: Delegate? = when (accelerator) {
+            Accelerator.CPU -> null
+            Accelerator.GPU -> gpuDelegate()
+            Accelerator.NNAPI -> nnapiDelegate()
+        }
+        delegate?.let { options.addDelegate(it) }
+        val interpreter = try {
+            Interpreter(model, options) // "Internal error: Failed to apply delegate: …" when it cannot apply
+        } catch (t: Throwable) {
+            (delegate as? AutoCloseable)?.close()
+            throw t
+        }
+        return LiteRtEngine(interpreter, delegate)
+    }
+
+    private fun gpuDelegate(): Delegate = CompatibilityList().use { compat ->
+        if (!compat.isDelegateSupportedOnThisDevice) {
+            throw DelegateUnavailableException("this GPU is not on LiteRT's GPU compatibility list")
+        }
+        GpuDelegate(compat.bestOptionsForThisDevice)
+    }
+
+    private fun nnapiDelegate(): Delegate {
+        if (Build.VERSION.SDK_INT < Build.VERSION_CODES.O_MR1) {
+            throw DelegateUnavailableException("NNAPI needs Android 8.1 or newer")
+        }
+        return NnApiDelegate(NnApiDelegate.Options().apply {
+            // Never NNAPI's slow reference CPU: what no accelerator takes runs on XNNPACK.
+            setUseNnapiCpu(false)
+            setExecutionPreference(NnApiDelegate.Options.EXECUTION_PREFERENCE_SUSTAINED_SPEED)
+        })
+    }
+}
+
+/**
+ * The SDK's preprocessing, a LiteRT interpreter chosen by the core's [DelegatePolicy] (the requested
+ * delegate, or the CPU when it fails to load or to run) and the SDK's post-processing, for one model.
  *
  * Not thread-safe, and the GPU delegate must be used on the thread that created it: create, use and
- * close an instance on one single-threaded executor.
+ * close an instance on the one inference executor.
  */
-class Classifier private constructor(
-    private val interpreter: Interpreter,
-    private val delegate: Delegate?,
-    val backend: Backend,
-    private val model: LoadedModel,
-) : Closeable {
+class Classifier(private val model: LoadedModel, requested: Accelerator) : Closeable {
+    private val policy = DelegatePolicy(LiteRtEngineFactory(model.buffer), requested)
     private val info = model.pkg.info
     private val pipeline = ImagePipeline(info.spec)
     private val inputBuffer: ByteBuffer
@@ -51,33 +120,42 @@ class Classifier private constructor(
     private val outQuant: Quantization
     private val classes: Int
 
+    /** What runs now, and why. */
+    val backend: Backend get() = policy.backend
+
     /** A mismatch worth showing (e.g. label count), or null. */
     val warning: String?
 
     init {
-        val input = interpreter.getInputTensor(0)
-        val shape = input.shape()
-        val size = info.spec.size
-        if (!(shape.size == 4 && shape[0] == 1 && shape[1] == size && shape[2] == size && shape[3] == 3)) {
-            throw TensorFormatException("model input is ${shape.contentToString()}, metadata says 1x${size}x${size}x3")
-        }
-        encoder = InputEncoder(input.elementType(), input.quant(), info.inputMean, info.inputStd)
-        inputBuffer = ByteBuffer.allocateDirect(input.numBytes()).order(ByteOrder.nativeOrder())
+        try {
+            // Every engine the policy builds runs the same model, so these tensors stay valid after a fallback.
+            val interpreter = policy.engine.interpreter
+            val input = interpreter.getInputTensor(0)
+            val shape = input.shape()
+            val size = info.spec.size
+            if (!(shape.size == 4 && shape[0] == 1 && shape[1] == size && shape[2] == size && shape[3] == 3)) {
+                throw TensorFormatException("model input is ${shape.contentToString()}, metadata says 1x${size}x${size}x3")
+            }
+            encoder = InputEncoder(input.elementType(), input.quant(), info.inputMean, info.inputStd)
+            inputBuffer = ByteBuffer.allocateDirect(input.numBytes()).order(ByteOrder.nativeOrder())
 
-        val output = interpreter.getOutputTensor(0)
-        outType = output.elementType()
-        outQuant = output.quant()
-        classes = output.shape().last()
-        outputBuffer = ByteBuffer.allocateDirect(output.numBytes()).order(ByteOrder.nativeOrder())
-        val labels = model.pkg.labels.size
-        warning = if (labels != 0 && labels != classes) "labels file has $labels names for $classes outputs" else null
+            val output = interpreter.getOutputTensor(0)
+            outType = output.elementType()
+            outQuant = output.quant()
+            classes = output.shape().last()
+            outputBuffer = ByteBuffer.allocateDirect(output.numBytes()).order(ByteOrder.nativeOrder())
+            val labels = model.pkg.labels.size
+            warning = if (labels != 0 && labels != classes) "labels file has $labels names for $classes outputs" else null
+        } catch (t: Throwable) {
+            policy.close()
+            throw t
+        }
     }
 
     /** A camera frame, rotated clockwise by [rotationDegrees] to be upright. */
     fun classifyFrame(frame: RgbImage, rotationDegrees: Int, topK: Int = 3): Classification {
         val t0 = SystemClock.elapsedRealtimeNanos()
-        val pixels = pipeline.fromCamera(frame, rotationDegrees)
-        return run(pixels, t0, topK)
+        return run(pipeline.fromCamera(frame, rotationDegrees), t0, topK)
     }
 
     /** An already upright photo (EXIF applied). */
@@ -87,113 +165,35 @@ class Classifier private constructor(
     }
 
     private fun run(pixels: RgbImage, t0: Long, topK: Int): Classification {
-        inputBuffer.clear()
+        // Positions through Buffer: ByteBuffer's covariant clear()/rewind() are missing on older Android.
+        (inputBuffer as Buffer).clear()
         encoder.encode(pixels, inputBuffer)
-        inputBuffer.rewind()
-        outputBuffer.clear()
+        (inputBuffer as Buffer).rewind()
+        (outputBuffer as Buffer).clear()
+        val before = policy.backend
         val t1 = SystemClock.elapsedRealtimeNanos()
-        interpreter.run(inputBuffer, outputBuffer)
+        policy.run(inputBuffer, outputBuffer)
         val t2 = SystemClock.elapsedRealtimeNanos()
-        val errno = (delegate as? NnApiDelegate)?.nnapiErrno ?: 0
-        if (errno != 0) throw DelegateUnavailableException("NNAPI failed during inference (errno $errno)")
-        outputBuffer.rewind()
+        val after = policy.backend
+        (outputBuffer as Buffer).rewind()
         val real = Scores.dequantize(outputBuffer, outType, outQuant, classes)
         val scores = if (info.output == OutputKind.LOGITS) Scores.softmax(real) else real
         val labels = model.pkg.labels
         val top = Scores.topK(scores, topK).map { Labelled(it.index, labels.nameOf(it.index), it.score) }
-        return Classification(top, (t1 - t0) / 1e6, (t2 - t1) / 1e6)
+        return Classification(top, (t1 - t0) / 1e6, (t2 - t1) / 1e6, after, after != before)
     }
 
-    override fun close() {
-        interpreter.close()
-        (delegate as? AutoCloseable)?.close()
-    }
+    override fun close() = policy.close()
 
-    companion object {
-        private const val CPU_THREADS = 4
-
-        /**
-         * Build for [requested]; if that delegate cannot load or apply here, build for CPU and say why in
-         * [Backend.fallbackReason]. Errors of the model itself (bad shapes, metadata) are thrown.
-         */
-        fun create(model: LoadedModel, requested: Accelerator): Classifier {
-            if (requested == Accelerator.CPU) return build(model, requested, Accelerator.CPU, null)
-            return try {
-                build(model, requested, requested, null)
-            } catch (e: DelegateUnavailableException) {
-                build(model, requested, Accelerator.CPU, e.message)
-            }
-        }
-
-        /** CPU after [requested] failed at run time (e.g. an NNAPI error on the first inference). */
-        fun cpuFallback(model: LoadedModel, requested: Accelerator, reason: String): Classifier =
-            build(model, requested, Accelerator.CPU, reason)
-
-        private fun build(model: LoadedModel, requested: Accelerator, active: Accelerator, reason: String?): Classifier {
-            val options = Interpreter.Options().setNumThreads(CPU_THREADS)
-            val delegate: Delegate? = when (active) {
-                Accelerator.CPU -> { options.setUseXNNPACK(true); null }
-                Accelerator.GPU -> gpuDelegate()
-                Accelerator.NNAPI -> nnapiDelegate()
-            }
-            delegate?.let { options.addDelegate(it) }
-            val interpreter = try {
-                Interpreter(model.buffer, options)
-            } catch (e: Exception) {
-                (delegate as? AutoCloseable)?.close()
-                // "Failed to apply delegate" and friends: the delegate loaded but cannot run this model.
-                if (delegate != null) throw DelegateUnavailableException(e.message ?: e.toString(), e)
-                throw e
-            }
-            return try {
-                Classifier(interpreter, delegate, Backend(requested, active, reason), model)
-            } catch (e: Exception) {
-                interpreter.close()
-                (delegate as? AutoCloseable)?.close()
-                throw e
-            }
-        }
-
-        private fun gpuDelegate(): Delegate = try {
-            CompatibilityList().use { compat ->
-                if (!compat.isDelegateSupportedOnThisDevice) {
-                    throw DelegateUnavailableException("this GPU is not on LiteRT's GPU compatibility list")
-                }
-                GpuDelegate(compat.bestOptionsForThisDevice)
-            }
-        } catch (e: DelegateUnavailableException) {
-            throw e
-        } catch (e: Exception) {
-            throw DelegateUnavailableException("GPU delegate failed to load (${e.message})", e)
-        } catch (e: LinkageError) { // missing native library or class in this build
-            throw DelegateUnavailableException("GPU delegate library missing (${e.message})", e)
-        }
-
-        private fun nnapiDelegate(): Delegate {
-            if (Build.VERSION.SDK_INT < Build.VERSION_CODES.O_MR1) {
-                throw DelegateUnavailableException("NNAPI needs Android 8.1 or newer")
-            }
-            return try {
-                NnApiDelegate(NnApiDelegate.Options().apply {
-                    // Never the slow NNAPI reference CPU: if no accelerator takes the ops, LiteRT's CPU does.
-                    setUseNnapiCpu(false)
-                    setExecutionPreference(NnApiDelegate.Options.EXECUTION_PREFERENCE_SUSTAINED_SPEED)
-                })
-            } catch (e: Exception) {
-                throw DelegateUnavailableException("NNAPI delegate failed to load (${e.message})", e)
-            } catch (e: LinkageError) {
-                throw DelegateUnavailableException("NNAPI delegate library missing (${e.message})", e)
-            }
-        }
-
-        private fun Tensor.elementType(): ElementType = when (dataType()) {
+    private companion object {
+        fun Tensor.elementType(): ElementType = when (dataType()) {
             DataType.FLOAT32 -> ElementType.FLOAT32
             DataType.UINT8 -> ElementType.UINT8
             DataType.INT8 -> ElementType.INT8
             else -> throw TensorFormatException("unsupported tensor type ${dataType()} for ${name()}")
         }
 
-        private fun Tensor.quant(): Quantization =
+        fun Tensor.quant(): Quantization =
             quantizationParams().let { Quantization(it.scale, it.zeroPoint) }
     }
 }

@@ -5,6 +5,7 @@ import android.graphics.Bitmap
 import android.graphics.BitmapFactory
 import android.net.Uri
 import androidx.exifinterface.media.ExifInterface
+import com.efficientnetedge.core.DraftDecode
 import com.efficientnetedge.core.ImageFormatException
 import com.efficientnetedge.core.Orientation
 import com.efficientnetedge.core.RgbImage
@@ -15,17 +16,17 @@ class Photo(val upright: RgbImage, val bitmap: Bitmap, val exifOrientation: Int)
 object PhotoLoader {
     /**
      * Decode [uri] to ARGB_8888, apply its EXIF orientation exactly as Pillow's `exif_transpose`.
-     * Large photos are decoded at 1/2, 1/4… scale while the short side stays ≥ [minShortSide] (like the
-     * SDK's `preprocess(draft=True)`), which keeps a 12 MP photo's memory small.
+     * Large photos are decoded at 1/2, 1/4 or 1/8 scale (`inSampleSize`, [DraftDecode.sampleSize]: the
+     * SDK's `preprocess(draft=True)` rule) while the short side stays ≥ [minShortSide], before the
+     * model's crop: a 12 MP photo then takes ~3 MB instead of ~48 MB. The SDK drafts only JPEGs; here
+     * every format is sampled (HEIC, PNG, WebP photos are as large).
      */
     fun load(resolver: ContentResolver, uri: Uri, minShortSide: Int): Photo {
         val bounds = BitmapFactory.Options().apply { inJustDecodeBounds = true }
         resolver.openInputStream(uri).use { BitmapFactory.decodeStream(it, null, bounds) }
         if (bounds.outWidth <= 0 || bounds.outHeight <= 0) throw ImageFormatException("not an image: $uri")
-        var sample = 1
-        while (minOf(bounds.outWidth, bounds.outHeight) / (sample * 2) >= minShortSide) sample *= 2
         val options = BitmapFactory.Options().apply {
-            inSampleSize = sample
+            inSampleSize = DraftDecode.sampleSize(bounds.outWidth, bounds.outHeight, minShortSide)
             inPreferredConfig = Bitmap.Config.ARGB_8888
         }
         val bitmap = resolver.openInputStream(uri).use { BitmapFactory.decodeStream(it, null, options) }
