@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-from edge.cliutil import CliParser, fail, run_interruptible, warn, write_files_atomic
+from edge.cliutil import (CliParser, fail, quiet_native_logs, run_interruptible, warn,
+                          write_files_atomic)
 
 PROG = "efficientnet-evaluate"
 #: Images the per-layer report (``--layers``) runs on: the first ones of the evaluated set.
@@ -120,7 +121,9 @@ def keras_reference(variant: str, weights: str | None) -> tuple[Any, Any]:
     model = create_model(variant, w)
 
     def predict(pixels):
-        return model.predict(pixels.astype("float32"), verbose=0, batch_size=len(pixels))
+        import numpy as np  # noqa: PLC0415
+
+        return np.asarray(model(pixels.astype("float32"), training=False))
 
     return predict, preprocess_spec(variant)
 
@@ -168,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                           draft=not args.no_draft, shard=shard, progress=not args.quiet)
     if args.reference_model:
         ref, spec = keras_reference(args.reference_model, args.weights)
-        name = f"{args.reference_model} (Keras, {args.weights or 'imagenet'})"
+        name = f"keras {args.reference_model} ({args.weights or 'imagenet'})"
     else:
         ref, spec, name = args.reference, None, None
     result = evaluate(ref, args.candidates, args.images, options, reference_spec=spec,
@@ -234,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edge.delegates import DelegateUnavailableError  # noqa: PLC0415
 
     try:
-        return run_interruptible(lambda: run(args), PROG)
+        with quiet_native_logs():
+            return run_interruptible(lambda: run(args), PROG)
     except (ValueError, OSError, LookupError, ModelLoadError, BackendUnavailableError,
             DelegateUnavailableError) as e:
         return fail(PROG, e)

@@ -398,19 +398,19 @@ class EvalResult:
         lines = [f"{im['evaluated']} images from {im['source']}{shard}{lab}"
                  + (f", {len(im['failed'])} failed to decode" if im["failed"] else "")]
         pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-        head = (f"{'model':<28} {'top-1':>6} {'top-5':>6} {'agree':>6} {'+ties':>6} "
+        head = (f"{'model':<32} {'top-1':>6} {'top-5':>6} {'agree':>6} {'+ties':>6} "
                 f"{'confident (n)':>14} {'ref in top-5':>12} {'KL (floor)':>15} {'ms/img':>7}")
         lines.append(head)
         r = self.reference
         ms = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        lines.append(f"{(r.name + ' (ref)')[:28]:<28} {pct(r.top1):>6} {pct(r.top5):>6} {'-':>6} "
+        lines.append(f"{(r.name + ' (ref)')[:32]:<32} {pct(r.top1):>6} {pct(r.top5):>6} {'-':>6} "
                      f"{'-':>6} {'-':>14} {'-':>12} {'-':>15} {ms(r.ms_mean):>7}")
         for c in self.candidates:
             conf = f"{pct(c.confident_agree)} ({c.confident})"
             kl = "-" if c.kl_mean is None else f"{c.kl_mean:.3f}"
             if c.kl_floor is not None:
                 kl += f" ({c.kl_floor:.3f})"
-            lines.append(f"{c.name[:28]:<28} {pct(c.top1):>6} {pct(c.top5):>6} {pct(c.agree):>6} "
+            lines.append(f"{c.name[:32]:<32} {pct(c.top1):>6} {pct(c.top5):>6} {pct(c.agree):>6} "
                          f"{pct(c.agree_ties):>6} {conf:>14} {pct(c.ref_in_top5):>12} {kl:>15} "
                          f"{ms(c.ms_mean):>7}")
         lines.append(f"agree: same top-1 as the reference; +ties: also when the candidate's top "
@@ -507,6 +507,7 @@ class _Runner:
             self.fn, self.spec, self.labels, self.source = model, spec, None, "callable"
             self.quantization = None
             self.num_classes = None
+            self.run([np.zeros((spec.size, spec.size, 3), np.uint8)])  # warm-up (tracing), untimed
             return
         self.clf = EdgeClassifier(model, delegate=options.delegate, num_threads=options.num_threads,
                                   top_k=None, draft=options.draft)
@@ -572,7 +573,11 @@ def _decode(path: str, specs: list[PreprocessSpec], draft: bool) -> list[np.ndar
     try:
         return [preprocess(path, s, draft=draft) for s in specs]
     except (ImageDecodeError, OSError) as e:  # FileNotFoundError is an OSError
-        return " ".join(str(e).split()) or type(e).__name__
+        msg = " ".join(str(e).split()) or type(e).__name__
+        for prefix in (f"cannot decode image {path}: ", f"no such image: {path}"):
+            if msg.startswith(prefix):  # the caller names the file already
+                msg = msg[len(prefix):] or "no such file"
+        return msg.replace(f" <_io.BufferedReader name={path!r}>", "")
 
 
 # -- the evaluation ---------------------------------------------------------------------------

@@ -189,7 +189,7 @@ def test_keras_reference_as_a_callable(lite0_imagenet, converted, photos):
     """The fp32 .tflite the CLI wrote makes the same top-1 decisions as the Keras model."""
     from edge.variants import preprocess_spec
 
-    res = evaluate(lambda x: lite0_imagenet.predict(x.astype(np.float32), verbose=0),
+    res = evaluate(lambda x: np.asarray(lite0_imagenet(x.astype(np.float32), training=False)),
                    [converted["fp32"][0]], [p.path for p in photos],
                    reference_spec=preprocess_spec("lite0"), reference_name="keras")
     c = res.candidates[0]
@@ -197,6 +197,24 @@ def test_keras_reference_as_a_callable(lite0_imagenet, converted, photos):
     assert res.models[0]["name"] == "keras" and res.images["evaluated"] == len(photos)
     with pytest.raises(EvaluateError, match="preprocessing spec"):
         evaluate(lambda x: x, [converted["fp32"][0]], [photos[0].path])
+
+
+def test_cli_reference_model_builds_the_keras_model(lite0_imagenet, converted, photos, tmp_path,
+                                                    monkeypatch):
+    import converters.efficientnet as eff
+
+    asked = []
+
+    def create_model(name, weights=None, **kw):  # the session's real Keras lite0, not a rebuild
+        asked.append((name, weights))
+        return lite0_imagenet
+    monkeypatch.setattr(eff, "create_model", create_model)
+    out = tmp_path / "k.json"
+    assert main([converted["fp32"][0], "--reference-model", "lite0", "--images",
+                 photos[0].path, "--json", str(out), "--quiet"]) == 0
+    res = EvalResult.load(out)
+    assert asked == [("lite0", "imagenet")]
+    assert res.models[0]["name"] == "keras lite0 (imagenet)" and res.candidates[0].agree == 1.0
 
 
 def test_class_folders_and_label_names(converted, photos, tmp_path, capsys):
