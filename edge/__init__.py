@@ -7,6 +7,7 @@ from .variants import MODEL_NAMES, PreprocessSpec, Variant, get_variant, preproc
 
 __version__ = "0.1.0"
 from .backends import BackendUnavailableError, load_backend
-from .classifier import Category, ClassifierClosedError, EdgeClassifier, ModelLoadError
-from .delegates import DelegateKind, DelegateUnavailableError
+from .classifier import (Category, ClassifierClosedError, EdgeClassifier, InferenceError,
+                         ModelLoadError, Prediction)
+from .delegates import DelegateFallbackWarning, DelegateKind, DelegateUnavailableError
 from .metadata import MetadataError, ModelInfo, read_metadata, write_metadata

@@ -1,92 +1,210 @@
-"""Command lines: ``efficientnet-classify`` (label images) and ``efficientnet-bench`` (latency).
+"""Command lines: ``efficientnet-classify`` (label images and folders) and ``efficientnet-bench``.
 
-Only this module turns errors into exit codes: one line on stderr, exit 2, no traceback.
+Only this module turns errors into exit codes: one line ``PROG: error: …`` on stderr, exit 2,
+no traceback; Ctrl-C exits 130 and leaves no partial output file. Native library logs (LiteRT's
+"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") are hidden unless ``--verbose``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import sys
 import time
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from .backends import BackendUnavailableError
-from .classifier import EdgeClassifier, ModelLoadError
+from .classifier import EdgeClassifier, InferenceError
+from .cliutil import EXIT_INTERRUPTED, CliParser, fail, one_line, quiet_native_logs, warn
 from .delegates import DelegateKind, DelegateUnavailableError
-from .preprocess import ImageDecodeError
+from .folder import AtomicTextFile, OutputFormat, RowWriter, iter_images
+from .model import ModelLoadError
 
+CLASSIFY, BENCH = "efficientnet-classify", "efficientnet-bench"
 _MODEL_ERRORS = (FileNotFoundError, ModelLoadError, BackendUnavailableError,
                  DelegateUnavailableError, ValueError, OSError)
 _DELEGATE_HELP = (f"{', '.join(k.value for k in DelegateKind)}, 'edgetpu:usb:0'-style device, "
                   "or a delegate library path (default: auto)")
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {v}")
+    return v
+
+
 def _runtime_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runtime")
     g.add_argument("--delegate", default="auto", help=_DELEGATE_HELP)
-    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    g.add_argument("--threads", type=_positive, default=None,
+                   help="CPU threads of the interpreter (default: all cores)")
     g.add_argument("--fallback", action="store_true",
                    help="if the delegate cannot load, warn and run on XNNPACK instead of failing")
     g.add_argument("--backend", default=None, help="litert, tflite_runtime or tensorflow")
+    g.add_argument("--verbose", action="store_true",
+                   help="show the native libraries' own log lines (hidden by default)")
 
 
-def _err(msg: str) -> None:
-    print(f"error: {' '.join(str(msg).split())}", file=sys.stderr)
+def _error_text(e: BaseException) -> str:
+    """An exception's message as a command-line user should read it."""
+    return getattr(e, "cli_message", None) or str(e)
 
 
-def _open(args) -> EdgeClassifier:
+def _open(prog: str, args) -> EdgeClassifier:
+    """The classifier, its warnings printed once each as one ``PROG: warning:`` line."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
+        warnings.simplefilter("always")
         clf = EdgeClassifier(args.model, delegate=args.delegate, num_threads=args.threads,
                              fallback=args.fallback, backend=args.backend)
+    seen = set()
     for w in caught:
-        print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+        text = one_line(_error_text(w.message))
+        if issubclass(w.category, (RuntimeWarning, UserWarning)) and text not in seen:
+            seen.add(text)
+            warn(prog, text)
     return clf
 
 
-def classify_main(argv: Sequence[str] | None = None) -> int:
-    """``efficientnet-classify MODEL IMAGE...``: print the top classes of each image.
+def _progress(enabled: bool | None, total: int | None):
+    """A tqdm bar on stderr (when tqdm is installed and stderr is a terminal, or asked for)."""
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    try:
+        from tqdm import tqdm  # noqa: PLC0415
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, leave=True)
 
-    Returns 0, or 2 when the model cannot be loaded or any image failed (the others still run).
-    """
-    p = argparse.ArgumentParser(prog="efficientnet-classify",
-                                description="Classify images with an EfficientNet TFLite model.")
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator:
+    if path is None:
+        yield sys.stdout
+    else:
+        with AtomicTextFile(path) as f:
+            yield f
+
+
+def _classify_parser() -> CliParser:
+    p = CliParser(prog=CLASSIFY, description="Classify images, or whole folders of them, with "
+                  "an EfficientNet TFLite model.")
     io_ = p.add_argument_group("input")
     io_.add_argument("model", help="path to a .tflite model")
-    io_.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    io_.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                     help="image files and/or folders (a folder: its image files, by name)")
+    io_.add_argument("-r", "--recursive", action="store_true",
+                     help="also the images in sub-folders of each folder")
     out = p.add_argument_group("output")
-    out.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
-    out.add_argument("--json", action="store_true", help="one JSON object per image")
+    out.add_argument("--top-k", type=_positive, default=5, help="classes per image (default: 5)")
+    out.add_argument("--format", choices=[f.value for f in OutputFormat], default=None,
+                     help="text (default on stdout), csv or jsonl (default for --output: from "
+                          "its extension)")
+    out.add_argument("--json", action="store_true", help="same as --format jsonl")
+    out.add_argument("-o", "--output", default=None, metavar="FILE",
+                     help="write rows to FILE (atomically: complete or not at all) instead of "
+                          "stdout")
+    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar on stderr (default: when stderr is a terminal)")
+    perf = p.add_argument_group("throughput")
+    perf.add_argument("--workers", type=_positive, default=None,
+                      help="decoding threads, each with its own one-thread interpreter on the "
+                           "CPU (default: one per core)")
     _runtime_args(p)
+    return p
+
+
+def _format(p: CliParser, args) -> OutputFormat:
+    if args.json and args.format not in (None, OutputFormat.JSONL.value):
+        p.error(f"--json contradicts --format {args.format}")
+    if args.json:
+        return OutputFormat.JSONL
+    if args.format:
+        return OutputFormat(args.format)
+    if args.output:
+        fmt = OutputFormat.for_path(args.output)
+        if fmt is None:
+            p.error(f"cannot tell the format of --output {args.output!r} from its extension; "
+                    "add --format csv or --format jsonl")
+        return fmt
+    return OutputFormat.TEXT
+
+
+def classify_main(argv: Sequence[str] | None = None) -> int:
+    """``efficientnet-classify MODEL IMAGE_OR_DIR... [-r]``: the top classes of each image.
+
+    Images are decoded by a pool of threads and classified in parallel (results in input
+    order). A file that cannot be read is reported (one stderr line, and its row's error
+    field) and the others go on. Returns 0; 2 on a usage error, a model that cannot be loaded
+    or any image that failed; 130 on Ctrl-C (no partial --output file is left).
+    """
+    p = _classify_parser()
     args = p.parse_args(argv)
+    fmt = _format(p, args)
+    if args.output and os.path.isdir(args.output):
+        return fail(CLASSIFY, f"--output {args.output} is a folder")
     try:
-        clf = _open(args)
+        with quiet_native_logs(args.verbose):
+            return _classify(args, fmt)
+    except KeyboardInterrupt:
+        print(f"{CLASSIFY}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _classify(args, fmt: OutputFormat) -> int:
+    try:
+        clf = _open(CLASSIFY, args)
     except _MODEL_ERRORS as e:
-        _err(f"{args.model}: {e}")
-        return 2
-    failed = 0
-    with clf:
-        for path in args.images:
-            try:
-                cats = clf.predict(path, top_k=args.top_k)
-            except (FileNotFoundError, ImageDecodeError, OSError) as e:
-                _err(f"{path}: {e}")
-                failed += 1
-                continue
-            if args.json:
-                print(json.dumps({"image": path, "delegate": clf.delegate, "backend": clf.backend,
-                                  "classes": [{"index": c.index, "label": c.label,
-                                               "score": round(c.score, 6)} for c in cats]}))
-            else:
-                print(path)
-                for c in cats:
-                    name = c.label if c.label is not None else str(c.index)
-                    print(f"  {c.score:7.4f}  {name} ({c.index})")
+        return fail(CLASSIFY, f"{args.model}: {_error_text(e)}")
+    failed = done = 0
+    total = None
+    if args.progress or (args.progress is None and sys.stderr.isatty()):
+        total = sum(1 for _ in iter_images(args.images, args.recursive))
+    bar = _progress(args.progress, total)
+    try:
+        with clf, _output(args.output) as out:
+            writer = RowWriter(out, fmt, args.top_k,
+                               {"delegate": clf.delegate, "backend": clf.backend})
+            for pred in clf.predict_iter(iter_images(args.images, args.recursive),
+                                         top_k=args.top_k, workers=args.workers):
+                name = os.fspath(pred.source)
+                if pred.error is not None:
+                    failed += 1
+                    if bar is not None:
+                        bar.clear()
+                    fail(CLASSIFY, f"{name}: {pred.error}")
+                writer.write(pred, name)
+                done += 1
+                if bar is not None:
+                    bar.update(1)
+    except (InferenceError, OSError) as e:
+        return fail(CLASSIFY, e)
+    finally:
+        if bar is not None:
+            bar.close()
+    if done == 0:
+        return fail(CLASSIFY, "no image files found in " + ", ".join(args.images))
+    if args.output:
+        print(f"{CLASSIFY}: {done - failed} of {done} images classified → {args.output}",
+              file=sys.stderr)
     return 2 if failed else 0
 
 
@@ -127,25 +245,28 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
 
     Returns 0, or 2 when the model cannot be loaded or the arguments are invalid.
     """
-    p = argparse.ArgumentParser(prog="efficientnet-bench",
-                                description="Benchmark an EfficientNet TFLite model.")
+    p = CliParser(prog=BENCH, description="Benchmark an EfficientNet TFLite model.")
     p.add_argument("model", help="path to a .tflite model")
     g = p.add_argument_group("benchmark")
-    g.add_argument("--runs", type=int, default=50, help="timed predictions (default: 50)")
-    g.add_argument("--warmup", type=int, default=5, help="untimed predictions first (default: 5)")
+    g.add_argument("--runs", type=_positive, default=50, help="timed predictions (default: 50)")
+    g.add_argument("--warmup", type=_non_negative, default=5,
+                   help="untimed predictions first (default: 5)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     _runtime_args(p)
     args = p.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        _err("--runs must be >= 1 and --warmup >= 0")
-        return 2
     try:
-        clf = _open(args)
-    except _MODEL_ERRORS as e:
-        _err(f"{args.model}: {e}")
-        return 2
-    with clf:
-        r = bench(clf, args.runs, args.warmup)
+        with quiet_native_logs(args.verbose):
+            try:
+                clf = _open(BENCH, args)
+            except _MODEL_ERRORS as e:
+                return fail(BENCH, f"{args.model}: {_error_text(e)}")
+            with clf:
+                r = bench(clf, args.runs, args.warmup)
+    except InferenceError as e:
+        return fail(BENCH, e)
+    except KeyboardInterrupt:
+        print(f"{BENCH}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     r["model"] = os.fspath(args.model)
     if args.json:
         print(json.dumps(r))

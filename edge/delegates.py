@@ -32,8 +32,10 @@ _INSTALL = {
                "e.g. `apt-get install libedgetpu1-std`) and plug in / enable the Coral device",
     "gpu": "build or download the TFLite GPU delegate (bazel build "
            "//tensorflow/lite/delegates/gpu:libtensorflowlite_gpu_delegate.so) and put it on "
-           "the library path, or pass its path as delegate=",
+           "the library path, or pass its path as {path_option}",
 }
+#: How a delegate library path is passed: in the Python API and on the command line.
+API_PATH_OPTION, CLI_PATH_OPTION = "delegate='/path/to/lib.so'", "--delegate /path/to/lib.so"
 _DEVICE = re.compile(r"^(usb|pci)(:\d+)?$")
 
 
@@ -48,7 +50,23 @@ class DelegateKind(str, enum.Enum):
 
 
 class DelegateUnavailableError(RuntimeError):
-    """A delegate was asked for and could not be loaded (or cannot run this model)."""
+    """A delegate was asked for and could not be loaded (or cannot run this model).
+
+    ``cli_message`` is the same text spelled for a command-line user (``--delegate PATH``
+    where the API says ``delegate=``).
+    """
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = cli_message or message
+
+
+class DelegateFallbackWarning(RuntimeWarning):
+    """The delegate could not load and ``fallback=True`` runs on XNNPACK instead."""
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 @dataclass
@@ -104,9 +122,10 @@ def _load(backend: Backend, library: str, options: Mapping[str, Any] | None, kin
         return backend.load_delegate(library, dict(options or {}))
     except (OSError, ValueError, RuntimeError) as e:
         how = _INSTALL.get(kind, "check the path and that it exports tflite_plugin_create_delegate")
-        raise DelegateUnavailableError(
-            f"{kind} delegate unavailable: tried {library!r} with options {dict(options or {})}: "
-            f"{' '.join(str(e).split())}; {how}") from e
+        head = (f"{kind} delegate unavailable: tried {library!r} with options "
+                f"{dict(options or {})}: {' '.join(str(e).split())}; ")
+        raise DelegateUnavailableError(head + how.format(path_option=API_PATH_OPTION),
+                                       head + how.format(path_option=CLI_PATH_OPTION)) from e
 
 
 def _edgetpu_options(device: str | None, options: Mapping[str, Any] | None) -> dict:
@@ -147,7 +166,9 @@ def plan_delegate(delegate: Any, backend: Backend, model: bytes,
     def fail(err: DelegateUnavailableError) -> DelegatePlan:
         if not fallback or edgetpu_model:
             raise err
-        warnings.warn(f"{err}; falling back to XNNPACK on the CPU", RuntimeWarning, stacklevel=3)
+        tail = "; falling back to XNNPACK on the CPU"
+        warnings.warn(DelegateFallbackWarning(f"{err}{tail}", f"{err.cli_message}{tail}"),
+                      stacklevel=3)
         return DelegatePlan(DelegateKind.XNNPACK.value, fallback_reason=str(err))
 
     if kind == DelegateKind.AUTO.value:
@@ -156,8 +177,9 @@ def plan_delegate(delegate: Any, backend: Backend, model: bytes,
         kind = DelegateKind.EDGETPU.value
     if kind == DelegateKind.XNNPACK.value:
         if edgetpu_model:
-            raise DelegateUnavailableError("this model is Edge TPU–compiled (edgetpu-custom-op) "
-                                           "and only runs with delegate='edgetpu'")
+            msg = "this model is Edge TPU–compiled (edgetpu-custom-op) and only runs with {}"
+            raise DelegateUnavailableError(msg.format("delegate='edgetpu'"),
+                                           msg.format("--delegate edgetpu"))
         return DelegatePlan(DelegateKind.XNNPACK.value)
     if kind == DelegateKind.CPU.value:
         resolver = backend.builtin_without_default_delegates()
@@ -169,10 +191,11 @@ def plan_delegate(delegate: Any, backend: Backend, model: bytes,
     if kind == DelegateKind.EDGETPU.value:
         opts = _edgetpu_options(device or None, options)
         if not edgetpu_model:
-            return fail(DelegateUnavailableError(
-                "delegate='edgetpu' needs a model compiled by edgetpu_compiler (it has no "
-                f"{EDGETPU_CUSTOM_OP}); run `edgetpu_compiler model_int8.tflite` and use its "
-                "*_edgetpu.tflite output"))
+            msg = ("{} needs a model compiled by edgetpu_compiler (it has no "
+                   f"{EDGETPU_CUSTOM_OP}); run `edgetpu_compiler model_int8.tflite` and use its "
+                   "*_edgetpu.tflite output")
+            return fail(DelegateUnavailableError(msg.format("delegate='edgetpu'"),
+                                                 msg.format("--delegate edgetpu")))
         try:
             lib = library_name("edgetpu")
             return DelegatePlan(DelegateKind.EDGETPU.value, [_load(backend, lib, opts, "edgetpu")])

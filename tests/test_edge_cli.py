@@ -26,10 +26,13 @@ def test_classify_json_and_partial_failure(models, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert rc == 2
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["image"] for r in rows] == good
-    assert all(len(r["classes"]) == 2 and r["classes"][0]["label"] in LABELS for r in rows)
-    assert rows[0]["delegate"] == "xnnpack"
-    assert err.count("\n") == 1 and "broken.jpg" in err and "Traceback" not in err
+    assert [r["image"] for r in rows] == [good[0], str(bad), good[1]]  # input order
+    ok = [rows[0], rows[2]]
+    assert all(len(r["classes"]) == 2 and r["classes"][0]["label"] in LABELS for r in ok)
+    assert all("error" not in r for r in ok) and rows[0]["delegate"] == "xnnpack"
+    assert rows[1]["classes"] == [] and "broken.jpg" in rows[1]["error"]
+    assert err.count("\n") == 1 and err.startswith("efficientnet-classify: error: ")
+    assert "broken.jpg" in err and "Traceback" not in err
 
 
 def test_classify_text_output_ok(models, capsys):
@@ -43,7 +46,45 @@ def test_classify_bad_model_or_delegate_is_one_line_exit_2(models, tmp_path, cap
     model = str(tmp_path / "missing.tflite") if not extra else models.int8
     assert classify_main([model, sample_photo("chelsea").path] + extra) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error:")
+    assert err.count("\n") == 1 and err.startswith(f"efficientnet-classify: error: {model}: ")
+    assert "delegate=" not in err  # the API's spelling
+    if extra:
+        assert "--delegate " in err
+
+
+def test_gpu_hint_follows_the_caller(models):
+    from edge import DelegateUnavailableError, EdgeClassifier
+
+    with pytest.raises(DelegateUnavailableError) as e:
+        EdgeClassifier(models.int8, delegate="gpu")
+    assert "pass its path as delegate=" in str(e.value)  # the API keeps its own spelling
+    assert "pass its path as --delegate /path/to/lib.so" in e.value.cli_message
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--top-k", "0"], "argument --top-k: must be at least 1, got 0"),
+    (["--threads", "two"], "argument --threads: expected a whole number, got 'two'"),
+    (["--format", "xml"], "argument --format: invalid choice"),
+    (["--output", "out.txt"], "cannot tell the format of --output"),
+])
+def test_classify_usage_errors_are_one_line(models, capsys, argv, says):
+    with pytest.raises(SystemExit) as e:
+        classify_main([models.int8, sample_photo("chelsea").path] + argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("efficientnet-classify: error: ") and says in err
+    assert err.rstrip().endswith("(see --help)")
+
+
+def test_usage_error_without_arguments_is_one_line(capsys):
+    for main, prog in ((classify_main, "efficientnet-classify"), (bench_main, "efficientnet-bench")):
+        with pytest.raises(SystemExit) as e:
+            main([])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(f"{prog}: error: ")
+    with pytest.raises(SystemExit):
+        bench_main(["model.tflite", "--runs", "0"])
+    assert "--runs: must be at least 1" in capsys.readouterr().err
 
 
 def test_classify_fallback_reports_what_ran(models, capsys):
