@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -162,32 +162,31 @@ def quiet_native_logs(verbose: bool = False) -> Iterator[NativeLog]:
 _commit_lock = threading.Lock()
 _interrupted = False
 _cleanup: set[str] = set()  # temp files/folders to remove if the process is interrupted
+_manifest: str | None = None  # in a forked worker: file listing them for the parent
+
+
+def _register(path: str) -> None:
+    with _commit_lock:
+        _cleanup.add(path)
+        if _manifest is not None:  # before the path exists, so the parent always knows of it
+            with open(_manifest, "a", encoding="utf-8") as f:
+                f.write(path + "\n")
+
+
+def _unregister(path: str) -> None:
+    with _commit_lock:
+        _cleanup.discard(path)
 
 
 @contextlib.contextmanager
 def removed_on_interrupt(path: str) -> Iterator[str]:
-    """Register ``path`` (a temp file or folder) for removal if :func:`run_interruptible`'s
-    process is stopped by a signal while the block runs."""
-    with _commit_lock:
-        _cleanup.add(path)
+    """Register ``path`` (a temp file or folder outside the temp folder) for removal if
+    :func:`run_interruptible`'s work is stopped by a signal while the block runs."""
+    _register(path)
     try:
         yield path
     finally:
-        with _commit_lock:
-            _cleanup.discard(path)
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # no /proc: read it the racy way
-    os.umask(mask)
-    return mask
+        _unregister(path)
 
 
 def _stage(path: str, data: bytes) -> str:
@@ -195,16 +194,19 @@ def _stage(path: str, data: bytes) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        _register(tmp)
         try:
-            # O_CREAT with 0o666: the kernel applies the umask (and default ACLs), unlike mkstemp's 0600.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            # 0o666 through the umask (and default ACLs), where mkstemp would give 0600.
+            fd = os.open(tmp, flags, 0o666)
             break
         except FileExistsError:
-            continue
-    with _commit_lock:
-        _cleanup.add(tmp)
+            _unregister(tmp)
+        except BaseException:
+            _unregister(tmp)
+            raise
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -219,8 +221,7 @@ def _stage(path: str, data: bytes) -> str:
 def _discard(tmp: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    with _commit_lock:
-        _cleanup.discard(tmp)
+    _unregister(tmp)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -284,46 +285,128 @@ def _stop_handler(signum: int, frame: Any) -> None:
     raise _Stop(signum)
 
 
-def _abort(prog: str, scratch: str) -> None:
-    """Remove every temp path, say ``interrupted`` and exit 130 now (the worker may be inside
-    a native call that cannot be interrupted, so the process ends without waiting for it)."""
+def _remove(paths: Iterable[str]) -> None:
+    for path in sorted(set(paths), key=len, reverse=True):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _say_interrupted(prog: str) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        # a progress bar may hold the line: start over it (and clear it on a terminal)
+        lead = "\r\033[K" if sys.stderr.isatty() else "\r"
+        sys.stderr.write(f"{lead}{prog}: interrupted\n")
+        sys.stderr.flush()
+
+
+def _can_fork() -> bool:
+    """Fork only a process without TensorFlow (forking its threads can deadlock) whose stdout
+    and stderr are real files (pytest's capsys buffers would stay in the child)."""
+    if not hasattr(os, "fork") or "tensorflow" in sys.modules:
+        return False
+    try:
+        return sys.stdout.fileno() >= 0 and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):  # Linux only; elsewhere an orphan finishes its work
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` as it can cross a pipe: itself if it pickles, else its kind and message;
+    unexpected errors carry the worker's traceback as a note."""
+    import pickle  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+
+    if not isinstance(error, (ValueError, LookupError, OSError)):
+        error.add_note("in the worker process:\n" + "".join(traceback.format_exception(error)))
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001
+        for kind in (ValueError, LookupError, OSError):
+            if isinstance(error, kind):
+                return kind(str(error))
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _run_forked(work: Callable[[], T], prog: str, scratch: str) -> T:
+    import pickle  # noqa: PLC0415
+
+    global _manifest  # noqa: PLW0603
+    manifest = os.path.join(scratch, ".cleanup")
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker: does the work, never returns
+        status = 0
+        try:
+            os.close(read_fd)
+            for sig in (signal.SIGINT, signal.SIGTERM):  # the parent decides when to stop
+                signal.signal(sig, signal.SIG_IGN)
+            _die_with_parent()
+            _manifest = manifest
+            tempfile.tempdir = scratch
+            os.environ["TMPDIR"] = scratch
+            try:
+                result: tuple = ("ok", work())
+            except BaseException as e:  # noqa: BLE001 - handed to the parent
+                result = ("error", _portable(e))
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(pickle.dumps(result))
+        except BaseException:  # noqa: BLE001
+            status = 1
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(status)
+    os.close(write_fd)
+    handlers = {sig: signal.signal(sig, _stop_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        chunks = []
+        while chunk := os.read(read_fd, 1 << 20):
+            chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+    except (_Stop, KeyboardInterrupt):
+        for sig in handlers:
+            signal.signal(sig, signal.SIG_IGN)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        listed = []
+        with contextlib.suppress(OSError), open(manifest, encoding="utf-8") as f:
+            listed = f.read().splitlines()
+        _remove(listed)
+        _say_interrupted(prog)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        os.close(read_fd)
+    if not chunks:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {-code}" if code < 0 else f"status {code}"
+        raise RuntimeError(f"{prog}: the worker process died ({how}) before finishing")
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "error":
+        raise value
+    return value
+
+
+def _run_threaded(work: Callable[[], T], prog: str, scratch: str) -> T:
     global _interrupted  # noqa: PLW0603
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    with _commit_lock:  # held until exit: no rename can happen after this point
-        _interrupted = True
-        for path in sorted(_cleanup, key=len, reverse=True):
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-        shutil.rmtree(scratch, ignore_errors=True)
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        with contextlib.suppress(Exception):
-            lead = "\n" if sys.stderr.isatty() else ""  # a progress bar may hold the line
-            sys.stderr.write(f"{lead}{prog}: interrupted\n")
-            sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
-
-
-def run_interruptible(work: Callable[[], T], prog: str) -> T:
-    """Run ``work()`` so that SIGINT (Ctrl-C) or SIGTERM stops it within a moment.
-
-    ``work`` runs in a worker thread while the main thread waits for signals: a long native
-    call (TensorFlow's converter, a training step) cannot delay the stop. Python temp files
-    (``tempfile``, ``TMPDIR``) go to a private folder for the duration. On a signal, that folder
-    and every pending :func:`write_atomic` temp file are removed, no further rename happens,
-    ``PROG: interrupted`` is printed and the process exits with status 130.
-
-    Returns what ``work`` returns; re-raises what it raises. Called outside the main thread
-    (where signal handlers cannot be installed) it simply calls ``work()``.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return work()
-    scratch = tempfile.mkdtemp(prefix=f"{prog}-")
-    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
     result: dict[str, Any] = {}
 
     def target() -> None:
@@ -333,6 +416,7 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
             result["error"] = e
 
     handlers = {}
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, _stop_handler)
@@ -343,7 +427,13 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
         while worker.is_alive():
             worker.join(0.2)
     except (_Stop, KeyboardInterrupt):
-        _abort(prog, scratch)
+        for sig in handlers:
+            signal.signal(sig, signal.SIG_IGN)
+        with _commit_lock:  # held until exit: no rename can happen after this point
+            _interrupted = True
+            _remove([*_cleanup, scratch])
+            _say_interrupted(prog)
+            os._exit(EXIT_INTERRUPTED)  # the worker may sit in a native call: do not wait
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -352,10 +442,40 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved_env
-        shutil.rmtree(scratch, ignore_errors=True)
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def run_interruptible(work: Callable[[], T], prog: str) -> T:
+    """Run ``work()`` so that SIGINT (Ctrl-C) or SIGTERM stops it at once, whatever it is doing.
+
+    ``work`` runs in a forked worker process while this one waits: a long native call that
+    holds the GIL (TensorFlow's converter holds it for tens of seconds) cannot delay the stop.
+    Python temp files (``tempfile``, ``TMPDIR``) go to a private folder for the duration. On a
+    signal the worker is killed, that folder and every pending :func:`write_atomic` temp file
+    are removed, ``PROG: interrupted`` is printed and ``SystemExit(130)`` is raised.
+
+    Where forking is unsafe (TensorFlow already imported, or stdout/stderr are not real files,
+    as under pytest's capsys) ``work`` runs in a thread instead, and a signal ends the process
+    with ``os._exit(130)`` after the same clean-up — as soon as the GIL is free. Outside the main
+    thread, where no signal handler can be installed, it simply calls ``work()``.
+
+    Returns what ``work`` returns (it must pickle); re-raises what it raises.
+
+    Raises:
+        SystemExit: code 130 after SIGINT/SIGTERM.
+        RuntimeError: the worker process died without a result (e.g. a segfault).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    scratch = tempfile.mkdtemp(prefix=f"{prog}-")
+    try:
+        if _can_fork():
+            return _run_forked(work, prog, scratch)
+        return _run_threaded(work, prog, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 __all__ = ["CliParser", "fail", "warn", "one_line", "quiet_native_logs", "NativeLog",

@@ -85,15 +85,19 @@ def test_write_atomic_interrupted_mid_write_keeps_the_old_file(tmp_path, monkeyp
     assert target.read_bytes() == b"earlier output"
 
 
-def test_run_interruptible_returns_raises_and_cleans_its_temp_folder():
-    seen = {}
+def _make_temp_dir():
+    return tempfile.mkdtemp()  # as TensorFlow's converter does for its SavedModel
 
-    def work():
-        seen["dir"] = tempfile.mkdtemp()  # as TensorFlow's converter does for its SavedModel
-        return 42
 
-    assert run_interruptible(work, "efficientnet-demo") == 42
-    assert not os.path.exists(seen["dir"])
-    assert tempfile.gettempdir() != os.path.dirname(seen["dir"])
+def _bad_labels():
+    raise ValueError("bad labels")
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["worker-process", "worker-thread"])
+def test_run_interruptible_returns_raises_and_cleans_its_temp_folder(monkeypatch, fork):
+    monkeypatch.setattr(cliutil, "_can_fork", lambda: fork)
+    made = run_interruptible(_make_temp_dir, "efficientnet-demo")
+    assert os.path.dirname(made) != tempfile.gettempdir()  # in the private folder …
+    assert not os.path.exists(os.path.dirname(made))  # … which is gone afterwards
     with pytest.raises(ValueError, match="bad labels"):
-        run_interruptible(lambda: (_ for _ in ()).throw(ValueError("bad labels")), "efficientnet-demo")
+        run_interruptible(_bad_labels, "efficientnet-demo")
