@@ -33,6 +33,8 @@ class GuardedExecutorTest {
         assertTrue("last task ran", done.await(10, TimeUnit.SECONDS))
         pool.service.shutdown()
         assertTrue(pool.service.awaitTermination(10, TimeUnit.SECONDS))
+        // A dying worker calls its uncaught-exception handler after leaving the pool: wait for every thread.
+        for (t in threads.toSet()) t.join(10_000)
         return threads
     }
 
