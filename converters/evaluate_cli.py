@@ -111,7 +111,17 @@ def keras_reference(variant: str, weights: str | None) -> tuple[Any, Any]:
     """(callable, spec) for a Keras model: raw uint8 pixels in, softmax probabilities out.
 
     Imports TensorFlow (only here).
+
+    Raises:
+        ValueError: TensorFlow/Keras are not installed (the runtime-only install).
     """
+    import importlib.util  # noqa: PLC0415
+
+    missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"--reference-model needs {' and '.join(missing)} (not installed here): "
+                         "pip install 'efficientnet-edge[convert]', or compare with a fp32 "
+                         "--reference FILE.tflite")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from edge.variants import preprocess_spec  # noqa: PLC0415
 

@@ -282,3 +282,15 @@ def test_options_are_validated():
         EvalOptions(shard=(3, 2)).validate()
     with pytest.raises(ValueError, match="confident"):
         EvalOptions(confident=1.5).validate()
+
+
+def test_reference_model_without_tensorflow_is_a_one_line_error(converted, labelled_csv,
+                                                                monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("tensorflow", "keras") else real(name, *a))
+    assert cli([converted["int8"][0], "--reference-model", "lite0", "--images", str(labelled_csv)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'efficientnet-edge[convert]'" in err
