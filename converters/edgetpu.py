@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import tempfile
 
+from edge.cliutil import write_atomic
+
 from .options import EdgeTPUReport
 
 #: Ops the Edge TPU compiler maps to the TPU (coral.ai "TensorFlow models on the Edge TPU",
@@ -30,21 +32,44 @@ def check_ops(ops: dict[str, int]) -> list[str]:
     return sorted(op for op in ops if op not in EDGETPU_OPS)
 
 
-def compile_model(path: str, timeout: float = 600.0) -> EdgeTPUReport:
-    """Run ``edgetpu_compiler`` on a written ``.tflite`` when installed; writes
-    ``<name>_edgetpu.tflite`` beside it (via a temp folder, then rename)."""
+def compile_bytes(model: bytes, path: str, timeout: float = 600.0) -> tuple[bytes | None, EdgeTPUReport]:
+    """Run ``edgetpu_compiler`` (when installed) on a model that will be written to ``path``.
+
+    Works in a temp folder and writes nothing beside ``path``: returns the compiled bytes (None
+    when the compiler is missing or fails) for ``<name>_edgetpu.tflite`` beside ``path``
+    (``report.compiled_path``), and a report whose ``message`` says what happened, once.
+    """
     compiler = shutil.which("edgetpu_compiler")
     if compiler is None:
-        return EdgeTPUReport(compiler=None, message=INSTALL_HINT.format(path=path))
-    out_dir = os.path.dirname(os.path.abspath(path))
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        proc = subprocess.run([compiler, "-s", "-o", tmp, path], capture_output=True, text=True,
-                              timeout=timeout, check=False)
-        base = os.path.splitext(os.path.basename(path))[0] + "_edgetpu.tflite"
-        produced = os.path.join(tmp, base)
+        return None, EdgeTPUReport(compiler=None, message=INSTALL_HINT.format(path=path))
+    base = os.path.basename(path)
+    compiled_name = os.path.splitext(base)[0] + "_edgetpu.tflite"
+    final = os.path.join(os.path.dirname(os.path.abspath(path)), compiled_name)
+    with tempfile.TemporaryDirectory(prefix="edgetpu-") as tmp:
+        src = os.path.join(tmp, base)
+        with open(src, "wb") as f:
+            f.write(model)
+        try:
+            proc = subprocess.run([compiler, "-s", "-o", tmp, src], capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return None, EdgeTPUReport(compiler=compiler, message=f"edgetpu_compiler gave no "
+                                       f"result within {timeout:.0f} s")
+        produced = os.path.join(tmp, compiled_name)
         if proc.returncode != 0 or not os.path.isfile(produced):
-            return EdgeTPUReport(compiler=compiler, message=(proc.stderr or proc.stdout).strip()[-2000:])
-        final = os.path.join(out_dir, base)
-        os.replace(produced, final)
-    return EdgeTPUReport(compiler=compiler, compiled=True, compiled_path=final,
-                         message=proc.stdout.strip()[-2000:])
+            text = (proc.stderr or proc.stdout).strip()[-2000:]
+            return None, EdgeTPUReport(compiler=compiler, message=f"edgetpu_compiler failed: {text}")
+        with open(produced, "rb") as f:
+            compiled = f.read()
+    return compiled, EdgeTPUReport(compiler=compiler, compiled=True, compiled_path=final,
+                                   message=proc.stdout.strip()[-2000:])
+
+
+def compile_model(path: str, timeout: float = 600.0) -> EdgeTPUReport:
+    """Run ``edgetpu_compiler`` on a written ``.tflite`` when installed; writes
+    ``<name>_edgetpu.tflite`` beside it (temp file, then rename)."""
+    with open(path, "rb") as f:
+        compiled, report = compile_bytes(f.read(), path, timeout)
+    if compiled is not None:
+        write_atomic(report.compiled_path, compiled)
+    return report
