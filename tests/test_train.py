@@ -1,0 +1,142 @@
+"""efficientnet-train end to end, CI-sized: digits (4 classes, 96 PNGs) → lite0 at 64 px, one
+epoch per phase → fp32 + int8 .tflite that EdgeClassifier and MediaPipe read with the digit
+names. The full-size run is benchmarks/train_digits.py."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks.train_digits import write_digits
+from edge import EdgeClassifier, read_metadata
+from training.cli import main
+
+SIZE = 64
+CLASSES = ["0", "1", "2", "3"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One real CLI run, as a user types it; the tests read what it wrote."""
+    root = tmp_path_factory.mktemp("train")
+    write_digits(str(root / "digits"), per_class=24, classes=(0, 1, 2, 3))
+    out, assets = root / "run", root / "android_assets"
+    rc = main([str(root / "digits"), "--model", "lite0", "--output", str(out), "--input-size", str(SIZE),
+               "--head-epochs", "1", "--epochs", "1", "--batch-size", "16", "--learning-rate", "3e-3",
+               "--test-split", "0.2", "--num-calibration", "32", "--android-assets", str(assets),
+               "--quiet"])
+    assert rc == 0
+    with open(out / "report.json", encoding="utf-8") as f:
+        report = json.load(f)
+    return out, assets, report
+
+
+def _test_split(out):
+    with open(out / "split.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    return [str(out / r["path"]) for r in rows], [CLASSES.index(r["label"]) for r in rows]
+
+
+def test_every_output_is_written_whole(run):
+    out, assets, report = run
+    names = {"model.weights.h5", "model_fp32.tflite", "model_int8.tflite", "report.json",
+             "report.md", "confusion_matrix.png", "labels.txt", "split.csv", "config.json",
+             "checkpoints"}
+    assert set(os.listdir(out)) == names  # nothing else: no temp file left
+    assert sorted(os.listdir(out / "checkpoints")) == ["best.npz", "last.npz"]
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "labels.txt").read_text().split() == CLASSES
+    assert report["images"] == {"train": 68, "val": 8, "test": 20}
+    assert [c["name"] for c in report["per_class"]] == CLASSES
+    assert sum(c["images"] for c in report["per_class"]) == 20
+    assert [h["phase"] for h in report["history"]] == [1, 2]
+    md = (out / "report.md").read_text()
+    assert f"| int8 .tflite | {100 * report['quantized_accuracy']:.1f} % |" in md
+    assert report["conversion"]["input"]["dtype"] == "uint8"
+    assert report["conversion"]["calibration_samples"] == 32
+
+
+def test_the_report_holds_what_edgeclassifier_measures_on_the_test_split(run):
+    out, _, report = run
+    paths, truth = _test_split(out)
+    top1 = {}
+    for precision in ("fp32", "int8"):
+        with EdgeClassifier(str(out / f"model_{precision}.tflite"), top_k=1) as clf:
+            top1[precision] = np.array([clf.predict(p)[0].index for p in paths])
+    assert report["float_accuracy"] == pytest.approx(np.mean(top1["fp32"] == truth))
+    assert report["quantized_accuracy"] == pytest.approx(np.mean(top1["int8"] == truth))
+    assert report["agreement"] == pytest.approx(np.mean(top1["fp32"] == top1["int8"]))
+    # one epoch per phase on 68 images already learns the digits (chance is 25 %)
+    assert report["float_accuracy"] >= 0.6
+    assert report["agreement"] >= 0.8
+
+
+def test_edgeclassifier_and_mediapipe_return_the_users_class_names(run):
+    mp = pytest.importorskip("mediapipe")
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+    from edge.preprocess import preprocess
+
+    out, _, _ = run
+    model = str(out / "model_int8.tflite")
+    assert read_metadata(model).labels == CLASSES
+    paths, truth = _test_split(out)
+    with EdgeClassifier(model, top_k=4) as clf:
+        assert clf.labels == CLASSES and clf.input_size == SIZE
+        ours = [clf.predict(p) for p in paths]
+        spec = clf.spec
+    assert all(c.label == CLASSES[c.index] for cats in ours for c in cats)
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=model), max_results=4)
+    same = 0
+    with vision.ImageClassifier.create_from_options(options) as clf:
+        for p, cats in zip(paths, ours):
+            img = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(preprocess(p, spec)))
+            got = clf.classify(img).classifications[0].categories
+            assert {c.category_name for c in got} == set(CLASSES)
+            assert got[0].category_name == CLASSES[got[0].index]
+            same += got[0].index == cats[0].index
+    assert same >= 0.9 * len(paths)  # same pixels in, same int8 model: same answers
+
+
+def test_android_assets_get_the_int8_model(run):
+    out, assets, _ = run
+    assert os.listdir(assets) == ["model.tflite"]
+    assert (assets / "model.tflite").read_bytes() == (out / "model_int8.tflite").read_bytes()
+
+
+def test_keras_weights_reload_into_the_sdk_model_and_as_a_starting_point(run):
+    from converters.efficientnet import create_model
+    from edge.preprocess import preprocess
+    from training.model import load_backbone
+
+    out, _, _ = run
+    weights = str(out / "model.weights.h5")
+    model = create_model("lite0", weights, classes=4, input_size=SIZE)
+    paths, _ = _test_split(out)
+    with EdgeClassifier(str(out / "model_fp32.tflite")) as clf:
+        x = np.stack([preprocess(p, clf.spec) for p in paths[:6]])
+        served = np.stack([clf.scores(img) for img in x])
+    np.testing.assert_allclose(model.predict(x.astype(np.float32), verbose=0), served, atol=1e-4)
+    backbone = load_backbone("lite0", weights, SIZE)  # --weights DIR/model.weights.h5 for a new run
+    for layer in backbone.layers:
+        for a, b in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fine_tuning_unfreezes_whole_top_blocks_with_batchnorm_frozen():
+    from converters.efficientnet import create_model
+    from training.model import block_names, set_trainable
+
+    backbone = create_model("lite0", None, include_top=False, input_size=32)
+    assert len(block_names(backbone)) == 16
+    assert set_trainable(backbone, 2) == ["block6d", "block7a"]
+    trainable = {layer.name for layer in backbone.layers if layer.trainable and layer.weights}
+    assert trainable == {"block6d_expand_conv", "block6d_dwconv", "block6d_project_conv",
+                         "block7a_expand_conv", "block7a_dwconv", "block7a_project_conv", "top_conv"}
+    assert set_trainable(backbone, 0) == [] and not backbone.trainable_weights
+    assert len(set_trainable(backbone, -1)) == 16
+    assert not any(layer.trainable for layer in backbone.layers
+                   if type(layer).__name__ == "BatchNormalization")
