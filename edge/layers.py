@@ -310,37 +310,56 @@ def layer_errors(float_model: ModelSource, quant_model: ModelSource,
             "no quantised tensor of the int8 model matches a float tensor by Keras layer name: "
             "are both converted from the same Keras model, the second one to int8?")
 
-    for img in imgs:
-        fp = _pixels(img, fm.spec)
-        qp = fp if qm.spec == fm.spec else _pixels(img, qm.spec)
-        fm.interp.set_tensor(fm.in_index, fm.affine.apply(fp, fm.in_dtype)[None])
-        qm.interp.set_tensor(qm.in_index, qm.affine.apply(qp, qm.in_dtype)[None])
-        fm.interp.invoke()
-        qm.interp.invoke()
-        for p in pairs:
-            f = fm.interp.get_tensor(p.f_index).reshape(-1)
-            scale, zp = p.detail["quantization"]
-            q = qm.interp.get_tensor(p.q_index).astype(np.float32).reshape(-1)
-            q -= zp  # int8/uint8 values are exact in float32: same as quant.dequantize, faster
-            q *= scale
-            if q.size != f.size:
-                continue
-            err = q - f
-            p.sums[0] += float(np.dot(err, err))
-            p.sums[1] += float(np.dot(f, f))
-            p.sums[2] += f.size
-            if p.dw is not None:
-                x = fm.interp.get_tensor(p.f_input)
-                # a grid of <= ~MAX_POSITIONS output positions per image is plenty for an RMS
-                step = p.stride * max(1, math.ceil(math.sqrt(x[0].size / x.shape[-1] / p.stride ** 2
-                                                             / MAX_POSITIONS))) if x.ndim == 4 else 1
-                y = weight_error_conv(x, p.dw, p.op["op_name"], step)
-                p.wsq += float(np.sum(np.square(y, dtype=np.float64)))
-                s = y.sum(axis=0, dtype=np.float64)
-                p.wsum = s if p.wsum is None else p.wsum + s
-                p.wn += y.shape[0]
+    with _one_blas_thread():
+        for img in imgs:
+            _accumulate(img, fm, qm, pairs)
     out = [_result(p) for p in pairs if p.sums[2]]
     return rank(out, rank_by)[:top] if top else rank(out, rank_by)
+
+
+def _one_blas_thread() -> Any:
+    """Many small matrix products next to XNNPACK's spinning worker threads: a threaded BLAS
+    only oversubscribes the cores (measured 3-10x slower on 2 busy cores). threadpoolctl is
+    optional; without it the BLAS keeps its own threads."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        import contextlib  # noqa: PLC0415
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _accumulate(img: ImageInput, fm: _Model, qm: _Model, pairs: list[_Pair]) -> None:
+    """Run both models on one image and add its errors to every pair's sums."""
+    fp = _pixels(img, fm.spec)
+    qp = fp if qm.spec == fm.spec else _pixels(img, qm.spec)
+    fm.interp.set_tensor(fm.in_index, fm.affine.apply(fp, fm.in_dtype)[None])
+    qm.interp.set_tensor(qm.in_index, qm.affine.apply(qp, qm.in_dtype)[None])
+    fm.interp.invoke()
+    qm.interp.invoke()
+    for p in pairs:
+        f = fm.interp.get_tensor(p.f_index).reshape(-1)
+        scale, zp = p.detail["quantization"]
+        q = qm.interp.get_tensor(p.q_index).astype(np.float32).reshape(-1)
+        q -= zp  # int8/uint8 values are exact in float32: same as quant.dequantize, faster
+        q *= scale
+        if q.size != f.size:
+            continue
+        err = q - f
+        p.sums[0] += float(np.dot(err, err))
+        p.sums[1] += float(np.dot(f, f))
+        p.sums[2] += f.size
+        if p.dw is not None:
+            x = fm.interp.get_tensor(p.f_input)
+            # a grid of <= ~MAX_POSITIONS output positions per image is plenty for an RMS
+            step = p.stride * max(1, math.ceil(math.sqrt(x[0].size / x.shape[-1] / p.stride ** 2
+                                                         / MAX_POSITIONS))) if x.ndim == 4 else 1
+            y = weight_error_conv(x, p.dw, p.op["op_name"], step)
+            p.wsq += float(np.sum(np.square(y, dtype=np.float64)))
+            s = y.sum(axis=0, dtype=np.float64)
+            p.wsum = s if p.wsum is None else p.wsum + s
+            p.wn += y.shape[0]
 
 
 def _result(p: _Pair) -> LayerError:
