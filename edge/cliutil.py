@@ -91,26 +91,37 @@ def quiet_native_logs(verbose: bool = False) -> Iterator[NativeLog]:
     tracebacks) keeps reaching the real terminal.
 
     Yields a :class:`NativeLog` whose ``text`` holds the captured lines (for an error report).
-    With ``verbose`` nothing is captured. Nested use (any thread) shares the outermost capture.
-    Also sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set already) so a later TensorFlow import is
-    quiet, and raises the TensorFlow/absl Python loggers to ERROR until exit.
+    With ``verbose`` nothing is captured. Nested use (any thread) shares the outermost block,
+    so a library call wrapped in it stays verbose inside a CLI's ``--verbose`` block. Also sets
+    ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set already) so a later TensorFlow import is quiet, and
+    raises the TensorFlow/absl Python loggers to ERROR until exit.
     """
     global _quiet_active  # noqa: PLW0603
-    if verbose:
-        yield NativeLog()
-        return
+    log = NativeLog()
     with _quiet_lock:
         outer = _quiet_active
         if outer is None:
-            try:
-                saved_fd = os.dup(2)
-            except OSError:  # no fd 2 at all: nothing to capture
-                saved_fd = -1
+            _quiet_active = log
     if outer is not None:
         yield outer
         return
-    if saved_fd < 0:
-        yield NativeLog()
+    try:
+        if verbose:
+            yield log
+            return
+        with _capture_fd2(log):
+            yield log
+    finally:
+        with _quiet_lock:
+            _quiet_active = None
+
+
+@contextlib.contextmanager
+def _capture_fd2(log: NativeLog) -> Iterator[None]:
+    try:
+        saved_fd = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to capture
+        yield
         return
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
@@ -120,7 +131,7 @@ def quiet_native_logs(verbose: bool = False) -> Iterator[NativeLog]:
     for name in levels:
         logging.getLogger(name).setLevel(logging.ERROR)
     capture = tempfile.TemporaryFile(prefix="native-log-")  # already unlinked: nothing to clean
-    log = NativeLog(capture)
+    log._file = capture  # noqa: SLF001
     # sys.stderr is redirected only where it writes to fd 2 (under pytest's capsys it does not).
     old_stderr = sys.stderr
     try:
@@ -136,12 +147,8 @@ def quiet_native_logs(verbose: bool = False) -> Iterator[NativeLog]:
                             errors=getattr(old_stderr, "errors", None) or "backslashreplace")
             sys.stderr = terminal
         os.dup2(capture.fileno(), 2)
-        with _quiet_lock:
-            _quiet_active = log
-        yield log
+        yield
     finally:
-        with _quiet_lock:
-            _quiet_active = None
         with contextlib.suppress(Exception):
             sys.__stderr__.flush()
         os.dup2(saved_fd, 2)

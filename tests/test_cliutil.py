@@ -44,7 +44,8 @@ with quiet_native_logs() as log:
 print("captured=" + repr(log.text))
 native("native after exit\n")
 with quiet_native_logs(verbose=True):
-    native("native verbose\n")
+    with quiet_native_logs():  # a library's quiet block inside a CLI's --verbose one
+        native("native verbose\n")
 """
 
 
