@@ -401,8 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from calibration import CalibrationError  # noqa: PLC0415
 
     shown: set[str] = set()
+    log = None
     try:
-        with quiet_native_logs(args.verbose), warnings.catch_warnings():
+        with quiet_native_logs(args.verbose) as log, warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning(shown, args.verbose)
             return run_interruptible(lambda: run(args, plan), PROG)
@@ -411,6 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside the worker (e.g. off the main thread): nothing written yet
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug: show what the hidden native logs said before the traceback
+        tail = log.text.strip().splitlines()[-20:] if log is not None else []
+        if tail:
+            print(f"{PROG}: the last native log lines before this error:", *tail, sep="\n",
+                  file=sys.stderr)
+        raise
 
 
 def _first_line(e: BaseException) -> str:
