@@ -347,61 +347,78 @@ def _portable(error: BaseException) -> BaseException:
         return RuntimeError(f"{type(error).__name__}: {error}")
 
 
-def _run_forked(work: Callable[[], T], prog: str, scratch: str) -> T:
+def _worker(work: Callable[[], Any], scratch: str, write_fd: int, old_mask: Any) -> None:
+    """The forked worker: does the work, sends the pickled result, never returns."""
     import pickle  # noqa: PLC0415
 
     global _manifest  # noqa: PLW0603
-    manifest = os.path.join(scratch, ".cleanup")
+    status = 0
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the parent decides when to stop
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        _die_with_parent()
+        _manifest = os.path.join(scratch, ".cleanup")
+        tempfile.tempdir = scratch
+        os.environ["TMPDIR"] = scratch
+        try:
+            result: tuple = ("ok", work())
+        except BaseException as e:  # noqa: BLE001 - handed to the parent
+            result = ("error", _portable(e))
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(pickle.dumps(result))
+    except BaseException:  # noqa: BLE001
+        status = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+
+
+def _run_forked(work: Callable[[], T], prog: str, scratch: str) -> T:
+    import pickle  # noqa: PLC0415
+
+    stops = {signal.SIGINT, signal.SIGTERM}
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the worker: does the work, never returns
-        status = 0
-        try:
-            os.close(read_fd)
-            for sig in (signal.SIGINT, signal.SIGTERM):  # the parent decides when to stop
-                signal.signal(sig, signal.SIG_IGN)
-            _die_with_parent()
-            _manifest = manifest
-            tempfile.tempdir = scratch
-            os.environ["TMPDIR"] = scratch
-            try:
-                result: tuple = ("ok", work())
-            except BaseException as e:  # noqa: BLE001 - handed to the parent
-                result = ("error", _portable(e))
-            with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(pickle.dumps(result))
-        except BaseException:  # noqa: BLE001
-            status = 1
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(status)
-    os.close(write_fd)
-    handlers = {sig: signal.signal(sig, _stop_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {sig: signal.signal(sig, _stop_handler) for sig in stops}
+    # Signals wait (blocked) across the fork: the worker must not run the parent's handler.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    pid = 0
     try:
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _worker(work, scratch, write_fd, old_mask)
+        os.close(write_fd)
+        write_fd = -1
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a waiting signal lands here
         chunks = []
         while chunk := os.read(read_fd, 1 << 20):
             chunks.append(chunk)
         _, status = os.waitpid(pid, 0)
     except (_Stop, KeyboardInterrupt):
-        for sig in handlers:
+        for sig in stops:
             signal.signal(sig, signal.SIG_IGN)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        listed = []
-        with contextlib.suppress(OSError), open(manifest, encoding="utf-8") as f:
+        if pid > 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        listed: list[str] = []
+        with contextlib.suppress(OSError), open(os.path.join(scratch, ".cleanup"), encoding="utf-8") as f:
             listed = f.read().splitlines()
         _remove(listed)
         _say_interrupted(prog)
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
     if not chunks:
         code = os.waitstatus_to_exitcode(status)
         how = f"signal {-code}" if code < 0 else f"status {code}"
@@ -468,7 +485,8 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
     with ``os._exit(130)`` after the same clean-up — as soon as the GIL is free. Outside the main
     thread, where no signal handler can be installed, it simply calls ``work()``.
 
-    Returns what ``work`` returns (it must pickle); re-raises what it raises.
+    Returns what ``work`` returns (it must pickle); re-raises what it raises. In the worker
+    process, changes ``work`` makes to Python objects are not seen by the caller: return them.
 
     Raises:
         SystemExit: code 130 after SIGINT/SIGTERM.

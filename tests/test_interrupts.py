@@ -169,3 +169,27 @@ def test_sigkill_while_writing_leaves_no_partial_file(tmp_path):
     # the fully written temp file stays (nothing runs after SIGKILL), under a hidden .tmp name
     assert [p.name.endswith(".tmp") and p.name.startswith(".m.tflite.")
             for p in target.parent.iterdir() if p != target] == [True]
+
+
+_GIL_HOLDER = """
+import sys, tempfile
+from edge.cliutil import run_interruptible
+
+def work():
+    tempfile.mkdtemp(prefix="savedmodel-")  # like the converter's export folder
+    print("holding the GIL", file=sys.stderr, flush=True)
+    return sum(range(10**11))  # one long C call that never lets another thread run
+
+sys.exit(run_interruptible(work, "efficientnet-demo"))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stop_is_immediate_while_the_work_holds_the_gil(tmp_path, sig):
+    run = Run(tmp_path, "-c", _GIL_HOLDER, module=None)
+    run.wait_for(lambda: "holding the GIL" in run.stderr, timeout=60)
+    time.sleep(0.5)
+    rc, took, _ = run.stop(sig)
+    assert rc == 130 and took < 3.0, (rc, took, run.stderr)
+    assert run.stderr.endswith("holding the GIL\n\refficientnet-demo: interrupted\n")
+    assert list(run.tmpdir.iterdir()) == []
