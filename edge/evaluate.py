@@ -155,6 +155,9 @@ def image_set(source: str | os.PathLike | Sequence[str] | ImageSet) -> ImageSet:
         if os.path.isfile(text):
             return _files([text], text)
         raise FileNotFoundError(f"no such folder or CSV: {text}")
+    if isinstance(source, np.ndarray) or not all(isinstance(p, (str, os.PathLike)) for p in source):
+        raise EvaluateError("images must be a folder, a CSV, a glob or a list of image files "
+                            "(arrays of pixels: call the models directly, or edge.layers)")
     items = [os.fspath(p) for p in source]
     if not items:
         raise EvaluateError("no images given")
