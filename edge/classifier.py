@@ -21,6 +21,7 @@ import numpy as np
 
 from . import quant
 from .backends import Backend, load_backend
+from .cliutil import quiet_native_logs
 from .delegates import DelegatePlan, DelegateUnavailableError, count_delegated_ops, plan_delegate
 from .metadata import ModelInfo, ModelSource
 from .model import ModelFile, ModelLoadError, load_model
@@ -101,7 +102,10 @@ class EdgeClassifier:
         delegate_options: options passed to the delegate library (e.g. ``{'device': 'usb:0'}``).
         input_mean, input_std: raw pixel → input value normalisation, overriding the metadata
             (or :func:`default_input_norm` for models without metadata).
-        draft: let libjpeg decode large JPEGs at reduced scale (paths and bytes).
+        draft: let libjpeg decode large JPEGs at reduced scale (paths and bytes); see
+            :func:`edge.preprocess.preprocess`.
+        verbose: let the native runtime print its own log lines (LiteRT's "INFO: Created
+            TensorFlow Lite XNNPACK delegate for CPU."); hidden by default.
 
     Raises:
         FileNotFoundError: no such model file.
@@ -123,8 +127,10 @@ class EdgeClassifier:
                  score_threshold: float | None = None, fallback: bool = False,
                  backend: str | None = None, delegate_options: Mapping[str, Any] | None = None,
                  input_mean: Sequence[float] | float | None = None,
-                 input_std: Sequence[float] | float | None = None, draft: bool = True):
+                 input_std: Sequence[float] | float | None = None, draft: bool = True,
+                 verbose: bool = False):
         self._interp: Any = None
+        self._verbose = verbose
         self._file: ModelFile = load_model(model)
         self._model = self._file.data
         self._info: ModelInfo | None = self._file.info
@@ -178,11 +184,12 @@ class EdgeClassifier:
 
     def _build(self, plan: DelegatePlan, fallback: bool) -> tuple[Any, DelegatePlan]:
         try:
-            interp = self._interpreter(plan, self._num_threads)
-            # Delegates passed in are applied at construction, XNNPACK (the default) only at
-            # allocate_tensors: counting here gives the nodes the requested delegate took.
-            claimed = count_delegated_ops(interp) if plan.delegates else None
-            interp.allocate_tensors()
+            with quiet_native_logs(self._verbose):  # LiteRT's "INFO: Created … XNNPACK" line
+                interp = self._interpreter(plan, self._num_threads)
+                # Delegates passed in are applied at construction, XNNPACK (the default) only
+                # at allocate_tensors: counting here gives the nodes the requested one took.
+                claimed = count_delegated_ops(interp) if plan.delegates else None
+                interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             if plan.delegates and fallback:
                 warnings.warn(f"delegate {plan.name} failed to apply ({e}); falling back to "
@@ -304,8 +311,9 @@ class EdgeClassifier:
             self._check_open()
             while len(self._pool) < n:
                 plan = DelegatePlan(self._plan.name, [], self._plan.op_resolver)
-                interp = self._interpreter(plan, 1)
-                interp.allocate_tensors()
+                with quiet_native_logs(self._verbose):
+                    interp = self._interpreter(plan, 1)
+                    interp.allocate_tensors()
                 self._pool.append(interp)
             return self._pool[:n]
 

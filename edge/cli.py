@@ -24,6 +24,7 @@ from .cliutil import EXIT_INTERRUPTED, CliParser, fail, one_line, quiet_native_l
 from .delegates import DelegateKind, DelegateUnavailableError
 from .folder import AtomicTextFile, OutputFormat, RowWriter, iter_images
 from .model import ModelLoadError
+from .sysinfo import cpu_line, cpu_summary
 
 CLASSIFY, BENCH = "efficientnet-classify", "efficientnet-bench"
 _MODEL_ERRORS = (FileNotFoundError, ModelLoadError, BackendUnavailableError,
@@ -74,7 +75,7 @@ def _open(prog: str, args) -> EdgeClassifier:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         clf = EdgeClassifier(args.model, delegate=args.delegate, num_threads=args.threads,
-                             fallback=args.fallback, backend=args.backend)
+                             fallback=args.fallback, backend=args.backend, verbose=args.verbose)
     seen = set()
     for w in caught:
         text = one_line(_error_text(w.message))
@@ -223,7 +224,7 @@ def bench(clf: EdgeClassifier, runs: int, warmup: int) -> dict:
     return {"backend": clf.backend, "delegate": clf.delegate, "runs": runs,
             "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
             "p99_ms": float(np.percentile(ms, 99)), "throughput_ips": float(runs / times.sum()),
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "cpu": cpu_summary()}
 
 
 def peak_rss_mb() -> float:
@@ -275,6 +276,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
         print(f"  latency p50 {r['p50_ms']:.2f} ms  p90 {r['p90_ms']:.2f} ms  "
               f"p99 {r['p99_ms']:.2f} ms")
         print(f"  throughput {r['throughput_ips']:.1f} img/s  peak RSS {r['peak_rss_mb']:.1f} MB")
+        print(f"  {cpu_line()}")
     return 0
 
 

@@ -118,20 +118,28 @@ def _source(src: ImageInput) -> tuple[BinaryIO, str, bool]:
         raise ImageDecodeError(f"cannot read image {name}: {e}") from e
 
 
-def _decode(src: ImageInput, finish: Callable[[Image.Image], T],
+def _decode(src: ImageInput, finish: Callable[[Image.Image, int, tuple[int, int]], T],
             scale: Callable[[int, int], int] | None = None) -> T:
     """Open ``src`` (path or bytes), let libjpeg decode at ``scale(w, h)`` (1/N), load, make it
-    RGB and return ``finish(rgb)``. The file is closed before this returns (multi-frame files
-    too: frame 0 is used); any failure of the decoder is an ImageDecodeError."""
+    RGB and return ``finish(rgb, N, (w, h))`` — (w, h): the full size, upright (EXIF applied).
+    The file is closed before this returns (multi-frame files too: frame 0 is used); any
+    failure of the decoder is an ImageDecodeError."""
     fp, name, own = _source(src)
     try:
         img = Image.open(fp)
+        full = img.size
+        s = 1
         if scale is not None and img.format == "JPEG":
-            s = scale(*img.size)
+            s = scale(*full)
             if s > 1:
-                img.draft("RGB", (img.width // s, img.height // s))
+                img.draft("RGB", (full[0] // s, full[1] // s))
+                s = max(1, round(full[0] / img.width))  # the DCT scale libjpeg will use
         img.load()
-        return finish(to_rgb(img))
+        drafted = img.size
+        rgb = to_rgb(img)
+        if rgb.size != drafted:  # EXIF orientation turned it by 90°
+            full = full[::-1]
+        return finish(rgb, s, full)
     except ImageDecodeError:
         raise
     except Exception as e:  # untrusted bytes: Pillow's plugins raise many types
@@ -162,7 +170,7 @@ def open_image(src: ImageInput, draft_size: int | None = None) -> Image.Image:
     def scale(w: int, h: int) -> int:
         return next((s for s in (8, 4, 2) if min(w, h) / s >= draft_size), 1)
 
-    return _decode(src, lambda img: img, scale if draft_size else None)
+    return _decode(src, lambda img, _s, _full: img, scale if draft_size else None)
 
 
 def _guarded(fn: Callable[[Image.Image], T], img: Image.Image) -> T:
@@ -182,14 +190,20 @@ def center_crop_box(width: int, height: int, crop_fraction: float) -> tuple[int,
     return left, top, left + crop, top + crop
 
 
-def crop_and_resize(img: Image.Image, spec: PreprocessSpec,
-                    reducing_gap: float | None = None) -> np.ndarray:
+def crop_and_resize(img: Image.Image, spec: PreprocessSpec, reducing_gap: float | None = None,
+                    scale: int = 1, full_size: tuple[int, int] | None = None) -> np.ndarray:
     """Centre crop and resize an RGB PIL image per ``spec``; returns HxWx3 uint8.
 
     ``reducing_gap``: Pillow's two-step resize (an integer box reduce first, while the crop is
     more than ``reducing_gap`` times the output), for speed; None resamples in one exact step.
+    ``scale``/``full_size``: ``img`` is a 1/``scale`` DCT-scaled decode of an image of
+    ``full_size``: the crop is computed on the full size and mapped exactly (sub-pixel box), so
+    it covers the same part of the scene as a full decode would.
     """
-    box = center_crop_box(img.width, img.height, spec.crop_fraction)
+    if scale > 1 and full_size is not None:
+        box = tuple(v / scale for v in center_crop_box(*full_size, spec.crop_fraction))
+    else:
+        box = center_crop_box(img.width, img.height, spec.crop_fraction)
     out = img.resize((spec.size, spec.size), resample_filter(spec.resize_filter), box=box,
                      reducing_gap=reducing_gap)
     return np.asarray(out, dtype=np.uint8)
@@ -213,7 +227,7 @@ def preprocess(src: ImageInput, spec: PreprocessSpec, draft: bool = False) -> np
         return crop_and_resize(img, spec, gap)
     if isinstance(src, Image.Image):
         return _guarded(lambda i: crop_and_resize(to_rgb(i), spec, gap), src)
-    return _decode(src, lambda img: crop_and_resize(img, spec, gap),
+    return _decode(src, lambda img, s, full: crop_and_resize(img, spec, gap, s, full),
                    (lambda w, h: draft_scale(w, h, spec)) if draft else None)
 
 
