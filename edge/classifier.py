@@ -347,6 +347,13 @@ class EdgeClassifier:
         if interpreters > 1 and not cpu_path:
             raise ValueError(f"only one interpreter can hold the {self._plan.name} delegate")
         self._check_open()
+        return self._pipeline(imgs, top_k, score_threshold, workers, interpreters, prefetch,
+                              with_scores)
+
+    def _pipeline(self, imgs: Iterable[ImageInput], top_k: int | None,
+                  score_threshold: float | None, workers: int, interpreters: int, prefetch: int,
+                  with_scores: bool) -> Iterator[Prediction]:
+        self._check_open()
         k = self._top_k if top_k is None else top_k
         threshold = self._threshold if score_threshold is None else score_threshold
         free: queue.SimpleQueue | None = None
