@@ -368,6 +368,10 @@ def read_metadata(model: ModelSource, summary: _mr.ModelSummary | None = None) -
         FileNotFoundError: ``model`` is a path that does not exist.
         MetadataError: not a TFLite model, a corrupt flatbuffer, unreadable metadata, labels,
             spec JSON or associated-files ZIP, or a cap exceeded (the message says which).
+
+    Warns:
+        RuntimeWarning: the metadata names a labels file but the model carries no ZIP at all
+            (a tool re-packed the flatbuffer and dropped it); ``labels`` is then None.
     """
     buf = load_model_bytes(model)
     raw = metadata_buffer(buf, summary)
