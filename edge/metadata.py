@@ -41,6 +41,8 @@ MAX_LABELS_BYTES = 16 * 1024 * 1024
 MAX_LABELS = 100_000
 MAX_SPEC_BYTES = 64 * 1024
 MAX_COMPRESSION_RATIO = 100
+#: Bytes a flatbuffer builder may leave after the last object it wrote (alignment padding).
+_ALIGNMENT_SLACK = 16
 
 OutputKind = Literal["probabilities", "logits"]
 ModelSource = Union[bytes, bytearray, str, "os.PathLike[str]"]
@@ -374,6 +376,7 @@ def read_metadata(model: ModelSource, summary: _mr.ModelSummary | None = None) -
             (a tool re-packed the flatbuffer and dropped it); ``labels`` is then None.
     """
     buf = load_model_bytes(model)
+    summary = summary or _summary(buf)
     raw = metadata_buffer(buf, summary)
     if raw is None:
         return None
@@ -385,6 +388,9 @@ def read_metadata(model: ModelSource, summary: _mr.ModelSummary | None = None) -
     if labels_file:
         wanted[labels_file] = MAX_LABELS_BYTES
     files = _associated_files(buf, wanted)
+    if files is None and len(buf) - summary.end > _ALIGNMENT_SLACK:
+        raise MetadataError(f"the {len(buf) - summary.end} bytes after the model flatbuffer are "
+                            "not a readable associated-files ZIP (truncated or corrupt file?)")
     if files is None:
         if labels_file:
             warnings.warn(f"the model's metadata names labels file {labels_file!r} but the model "

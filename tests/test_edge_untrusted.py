@@ -153,6 +153,7 @@ def test_metadata_caps_and_corrupt_associated_files(models):
         if says != "8 labels for 10":
             with pytest.raises(MetadataError, match=says.split(" (")[0]):
                 read_metadata(data)
+    assert "not a readable associated-files ZIP" in _load_error(base[:-100])  # cut download
     crc = bytearray(base)
     crc[_flatbuffer_part(base).__len__() + 40] ^= 0xFF  # inside the first member's data
     assert "ZIP" in _load_error(bytes(crc)) or "labels" in _load_error(bytes(crc))

@@ -34,9 +34,9 @@ class Table:
     ``what`` names the table in error messages ("subgraph 0 tensor 12").
     """
 
-    __slots__ = ("buf", "pos", "what", "_vt", "_vlen", "_olen")
+    __slots__ = ("buf", "pos", "what", "_vt", "_vlen", "_olen", "_extent")
 
-    def __init__(self, buf: bytes, pos: int, what: str):
+    def __init__(self, buf: bytes, pos: int, what: str, extent: list[int] | None = None):
         n = len(buf)
         if pos < 0 or pos + 4 > n:
             raise FlatbufferError(f"{what}: table offset {pos} is outside the {n}-byte buffer")
@@ -50,13 +50,24 @@ class Table:
             raise FlatbufferError(f"{what}: table of {olen} bytes at {pos} runs past the buffer")
         self.buf, self.pos, self.what = buf, pos, what
         self._vt, self._vlen, self._olen = vt, vlen, olen
+        self._extent = extent if extent is not None else [0]
+        self._reach(max(pos + olen, vt + vlen))
+
+    def _reach(self, end: int) -> None:
+        if end > self._extent[0]:
+            self._extent[0] = end
+
+    @property
+    def extent(self) -> int:
+        """The furthest byte read so far through this table or any reached from it."""
+        return self._extent[0]
 
     @classmethod
     def root(cls, buf: bytes, what: str = "root table") -> "Table":
         """The root table of a finished flatbuffer (uoffset at byte 0)."""
         if len(buf) < 8:
             raise FlatbufferError(f"{what}: buffer of {len(buf)} bytes is too short")
-        return cls(buf, _U32.unpack_from(buf, 0)[0], what)
+        return cls(buf, _U32.unpack_from(buf, 0)[0], what, [8])
 
     def _field(self, slot: int, size: int) -> int:
         """Absolute position of field ``slot`` (0 when absent), checked to fit the table."""
@@ -91,7 +102,7 @@ class Table:
     def table(self, slot: int, what: str) -> "Table | None":
         """A sub-table field, or None when absent."""
         t = self._target(slot, "table")
-        return None if t is None else Table(self.buf, t, what)
+        return None if t is None else Table(self.buf, t, what, self._extent)
 
     def _vector(self, slot: int, elem: int) -> tuple[int, int]:
         """(start, length) of a vector field whose ``length * elem`` bytes are all present."""
@@ -102,6 +113,7 @@ class Table:
         if t + 4 + n * elem > len(self.buf):
             raise FlatbufferError(f"{self.what}: vector field {slot} of {n} elements runs "
                                   f"past the end of the {len(self.buf)}-byte buffer")
+        self._reach(t + 4 + n * elem)
         return t + 4, n
 
     def vector_len(self, slot: int, elem: int = 1) -> int:
@@ -125,6 +137,7 @@ class Table:
             return None
         if start + n >= len(self.buf) or self.buf[start + n] != 0:
             raise FlatbufferError(f"{self.what}: string field {slot} is not NUL-terminated")
+        self._reach(start + n + 1)
         return bytes(self.buf[start:start + n])
 
     def text(self, slot: int, default: str = "") -> str:
@@ -138,7 +151,8 @@ class Table:
         out = []
         for i in range(n):
             p = start + 4 * i
-            out.append(Table(self.buf, p + _U32.unpack_from(self.buf, p)[0], f"{what} {i}"))
+            out.append(Table(self.buf, p + _U32.unpack_from(self.buf, p)[0], f"{what} {i}",
+                             self._extent))
         return out
 
 

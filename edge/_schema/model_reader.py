@@ -71,6 +71,9 @@ class ModelSummary:
     buffers: tuple[tuple[int, int], ...]
     num_tensors: int
     num_operators: int
+    #: End of the flatbuffer: the furthest byte any table, vector or buffer reaches (what
+    #: follows, if anything, is appended data such as the metadata's associated-files ZIP).
+    end: int = 0
 
     def buffer_data(self, buf: bytes, index: int) -> bytes:
         start, n = self.buffers[index]
@@ -224,8 +227,9 @@ def read_model(buf: bytes) -> ModelSummary:
         sig.text(2)
     for slot, what in ((8, "external buffer group"), (9, "external buffer")):
         model.tables(slot, what)
+    end = max([model.extent] + [st + n for st, n in buffers])
     return ModelSummary(version, first[0], first[1], tuple(custom), tuple(metadata),
-                        tuple(buffers), n_tensors, n_ops)
+                        tuple(buffers), n_tensors, n_ops, end)
 
 
 def custom_op_codes(buf: bytes) -> list[str]:
