@@ -36,7 +36,12 @@ def cpu_summary() -> dict:
 
 
 def cpu_line() -> str:
-    """One line to print beside a speed figure."""
+    """One line to print beside a speed figure (with the load average: other processes'
+    demand for the same cores while it was measured)."""
     c = cpu_summary()
-    return (f"CPU: {c['model']} ({c['machine']}), {c['usable_cores']}/{c['cores']} cores usable, "
-            f"flags: {' '.join(c['flags']) or 'none known'}")
+    try:
+        load = " load average %.1f %.1f %.1f," % os.getloadavg()
+    except (AttributeError, OSError):
+        load = ""
+    return (f"CPU: {c['model']} ({c['machine']}), {c['usable_cores']}/{c['cores']} cores usable,"
+            f"{load} flags: {' '.join(c['flags']) or 'none known'}")

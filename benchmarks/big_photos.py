@@ -1,0 +1,49 @@
+"""12-megapixel JPEGs made from the shipped photos: seeded crops, upscaled, saved at quality 90.
+
+Shared by bench_runtime.py (draft-scale agreement) and bench_folder.py (folder throughput);
+files are cached in a folder and reused when they are already there.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+from PIL import Image
+
+MEGAPIXELS = 12.0
+
+
+def make_big_jpegs(folder: str, n: int, seed: int = 0, quality: int = 90) -> list[str]:
+    """``n`` 12 MP JPEGs in ``folder``: crops (40-100 % of the area, aspect 3/4-4/3) of the
+    shipped photos, round-robin over the photos, upscaled with bicubic. Returns their paths."""
+    from edge.samples import sample_photos
+
+    os.makedirs(folder, exist_ok=True)
+    photos = sample_photos()
+    rng = random.Random(seed)
+    boxes = []
+    for i in range(n):
+        p = photos[i % len(photos)]
+        boxes.append((p, rng.uniform(0.4, 1.0), rng.uniform(0.75, 4 / 3), rng.random(), rng.random()))
+    paths = []
+    opened: dict[str, Image.Image] = {}
+    for i, (p, area, ratio, fx, fy) in enumerate(boxes):
+        path = os.path.join(folder, f"{i:04d}_{p.name}_12mp_s{seed}.jpg")
+        paths.append(path)
+        if os.path.isfile(path):
+            continue
+        if p.name not in opened:
+            with Image.open(p.path) as im:
+                opened[p.name] = im.convert("RGB")
+        img = opened[p.name]
+        w, h = img.size
+        cw = min(w, round((area * w * h * ratio) ** 0.5))
+        ch = min(h, round((area * w * h / ratio) ** 0.5))
+        left, top = round(fx * (w - cw)), round(fy * (h - ch))
+        scale = (MEGAPIXELS * 1e6 / (cw * ch)) ** 0.5
+        big = img.resize((round(cw * scale), round(ch * scale)), Image.BICUBIC,
+                         box=(left, top, left + cw, top + ch))
+        tmp = path + ".tmp"
+        big.save(tmp, "JPEG", quality=quality)
+        os.replace(tmp, path)
+    return paths
