@@ -11,6 +11,7 @@ are scored on the same 20 % test images:
   at the same input size, the same centre-crop preprocessing).
 
     python benchmarks/train_digits.py [--input-size 128] [--output out/train_digits] [--no-baselines]
+    python benchmarks/train_digits.py --pipeline-memory     # RSS while streaming 100,000 images
 
 Prints one table; numbers depend on the CPU (printed with its flags) and on its load.
 """
@@ -28,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 
 def write_digits(folder: str, per_class: int | None = None, classes: tuple[int, ...] | None = None,
@@ -100,11 +102,42 @@ def _frozen_features(paths: list[str], size: int) -> np.ndarray:
     return pooled.predict(x, batch_size=64, verbose=0)
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pipeline_memory(folder: str, total: int = 100_000, size: int = 64, batch: int = 64) -> None:
+    """Stream ``total`` augmented images (the digits repeated) through the training pipeline
+    and print the process's resident memory as it goes: bounded memory means flat numbers."""
+    from training.pipeline import Augment, epoch_order, make_dataset
+    from edge.variants import PreprocessSpec
+
+    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs if f.endswith(".png"))
+    paths = [files[i % len(files)] for i in range(total)]
+    labels = np.array([int(os.path.basename(os.path.dirname(p))) for p in paths])
+    order, seeds = epoch_order(total, 0, 0)
+    ds = make_dataset([paths[i] for i in order], labels[order], 10, PreprocessSpec(size), batch,
+                      Augment(), seeds[order], drop_remainder=True)
+    marks, seen, t0 = {1_000, 10_000, 50_000, total - total % batch}, 0, time.perf_counter()
+    print(f"| images streamed | RSS MB | seconds |\n|---|---|---|")
+    for x, _ in ds:
+        seen += int(x.shape[0])
+        if any(seen - int(x.shape[0]) < m <= seen for m in marks):
+            print(f"| {seen:,} | {_rss_mb():.0f} | {time.perf_counter() - t0:.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", default=os.path.join(ROOT, "out", "train_digits"))
     ap.add_argument("--input-size", type=int, default=128)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--pipeline-memory", action="store_true",
+                    help="only stream 100,000 augmented images through the training pipeline "
+                         "and print resident memory (bounded-memory check)")
     ap.add_argument("train_args", nargs=argparse.REMAINDER,
                     help="extra efficientnet-train flags after --, e.g. -- --epochs 20")
     args = ap.parse_args()
@@ -113,6 +146,9 @@ def main() -> None:
     run = os.path.join(args.output, "run")
     if not os.path.isdir(data):
         write_digits(data)
+    if args.pipeline_memory:
+        pipeline_memory(data)
+        return
     extra = [a for a in args.train_args if a != "--"]
     cmd = [sys.executable, "-m", "training.cli", data, "--model", "lite0", "--output", run,
            "--input-size", str(args.input_size), "--val-split", "0.1", "--test-split", "0.2",

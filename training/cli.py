@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"whole MBConv blocks unfrozen in phase 2, from the top (default "
                         f"{_D.fine_tune_blocks}; lite0 and b0 have 16; 0 skips phase 2)")
     t.add_argument("--patience", type=int, default=_D.patience, metavar="N",
-                   help=f"stop a phase after N epochs without a better validation accuracy "
-                        f"(default {_D.patience})")
+                   help=f"stop a phase after N epochs without a lower validation loss "
+                        f"(default {_D.patience}); the best epoch is kept")
     t.add_argument("--label-smoothing", type=float, default=_D.label_smoothing, metavar="E",
                    help=f"(default {_D.label_smoothing})")
     t.add_argument("--class-weights", choices=[c.value for c in ClassWeights],
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"share of each class for the test report (default {_D.test_split})")
     d.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no random-resized crop, flip or colour jitter")
+    d.add_argument("--no-flip", dest="flip", action="store_false",
+                   help="no horizontal flips (for text, digits, arrows: anything flips change)")
     d.add_argument("--min-crop-area", type=float, default=_D.min_crop_area, metavar="F",
                    help=f"random-resized crop keeps at least this share of the image "
                         f"(default {_D.min_crop_area})")
@@ -127,6 +129,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         fine_tune_learning_rate=args.fine_tune_learning_rate,
         fine_tune_blocks=args.fine_tune_blocks, val_split=args.val_split,
         test_split=args.test_split, augment=args.augment, min_crop_area=args.min_crop_area,
+        flip=args.flip,
         class_weights=args.class_weights, label_smoothing=args.label_smoothing,
         dropout=args.dropout, patience=args.patience, seed=args.seed,
         precision=args.precision or QuantPrecision.INT8, recipe=args.recipe, qat=args.qat,

@@ -20,6 +20,23 @@ def _cluster_workers() -> int:
     return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
 
 
+def chief_by_tf_config() -> bool:
+    """Whether TF_CONFIG makes this process the chief (true without TF_CONFIG): known before
+    TensorFlow starts, so a non-chief worker never touches the output folder."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return True
+    try:
+        config = json.loads(raw)
+        task, cluster = config.get("task", {}), config.get("cluster", {})
+    except (ValueError, AttributeError) as e:
+        raise TrainingError(f"TF_CONFIG is not valid JSON: {e}") from None
+    kind, index = task.get("type"), int(task.get("index", 0))
+    if kind == "chief":
+        return True
+    return kind == "worker" and index == 0 and not cluster.get("chief")
+
+
 def make_strategy(choice: Any) -> Any:
     """A ``tf.distribute.Strategy`` for a :class:`Strategy` (a Strategy object passes through).
 
@@ -76,4 +93,8 @@ def describe(strategy: Any) -> str:
     name = type(strategy).__name__
     if name.startswith("_Default"):
         return "one device (no tf.distribute strategy)"
+    if getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+        workers = _cluster_workers()
+        return (f"MultiWorkerMirroredStrategy on {strategy.num_replicas_in_sync} replicas "
+                f"({workers} workers)")
     return f"{name} on {strategy.num_replicas_in_sync} replicas"

@@ -1,8 +1,8 @@
 """The fine-tuning model (ImageNet backbone + new head), which blocks train, and its export.
 
-Training uses the Keras fine-tuning guide's layout: the backbone is one nested model called with
-``training=False``, so its BatchNorm layers always use their ImageNet statistics and its
-stochastic-depth dropout stays off, in both phases; only the new head's dropout is active. For
+Training uses the Keras fine-tuning guide's layout: the backbone is one nested model run in
+inference mode in both phases: its BatchNorm layers are frozen (their ImageNet statistics) and
+it is built without stochastic depth; only the new head's dropout is active. For
 export the weights move by layer name into the flat model :func:`converters.efficientnet.
 create_model` builds, which the converter, ``efficientnet-convert --weights`` and the weight
 loaders all know.
@@ -10,10 +10,12 @@ loaders all know.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
-from converters.efficientnet import create_model
-from converters.weights import WeightsError, WeightsMismatchError
+from converters.arch import model_config
+from converters.efficientnet import build_model, create_model
+from converters.weights import WeightsError, WeightsMismatchError, load_weights
 from edge.variants import get_variant
 
 from .options import TrainingError
@@ -21,6 +23,18 @@ from .options import TrainingError
 _BLOCK = re.compile(r"^(block\d+[a-z]+)_")
 #: Layers after the last MBConv block (1×1 head conv + its BatchNorm): unfrozen in phase 2.
 HEAD_CONV = ("top_conv", "top_bn", "top_activation")
+
+
+def _backbone(name: str, weights: str | None, input_size: int, classes: int | None = None) -> Any:
+    """The variant (with a head of ``classes`` when given) without stochastic depth: in Keras 3
+    the outer model's ``training=True`` reaches a nested model whatever it was called with, so
+    the backbone's drop-connect layers are left out rather than switched off."""
+    cfg = replace(model_config(name), drop_connect_rate=0.0)
+    model = build_model(cfg, input_size=input_size, include_top=classes is not None,
+                        classes=classes or 1000)
+    if weights is not None:
+        load_weights(model, cfg.name, weights)
+    return model
 
 
 def load_backbone(name: str, weights: str | None, input_size: int) -> Any:
@@ -34,7 +48,7 @@ def load_backbone(name: str, weights: str | None, input_size: int) -> Any:
         TrainingError: weights of another architecture.
     """
     try:
-        return create_model(name, weights, include_top=False, input_size=input_size)
+        return _backbone(name, weights, input_size)
     except WeightsMismatchError as first:
         if weights in (None, "imagenet"):
             raise TrainingError(str(first)) from first
@@ -44,10 +58,10 @@ def load_backbone(name: str, weights: str | None, input_size: int) -> Any:
         if classes is None:
             raise TrainingError(str(first)) from first
         try:
-            full = create_model(name, weights, classes=classes, input_size=input_size)
+            full = _backbone(name, weights, input_size, classes)
         except WeightsError as e:
             raise TrainingError(str(e)) from e
-        backbone = create_model(name, None, include_top=False, input_size=input_size)
+        backbone = _backbone(name, None, input_size)
         for layer in backbone.layers:
             if layer.weights:
                 layer.set_weights(full.get_layer(layer.name).get_weights())
@@ -82,7 +96,10 @@ def build_classifier(backbone: Any, num_classes: int, dropout: float, keras_modu
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name="top_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    # Zero-initialised head (as in Big Transfer): phase 1 starts from uniform predictions, and
+    # the result depends on no random draw, so every strategy starts from the same weights.
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_initializer="zeros",
+                           name="predictions")(x)
     return keras_module.Model(inputs, outputs, name="classifier")
 
 

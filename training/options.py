@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -43,7 +43,8 @@ class TrainOptions:
     Phase 1 trains a new head on the frozen ImageNet backbone with Adam at ``learning_rate``
     for up to ``head_epochs``; phase 2 unfreezes the last ``fine_tune_blocks`` whole MBConv
     blocks and the head conv (BatchNorm stays frozen) at ``fine_tune_learning_rate`` for up to
-    ``epochs``. Both stop early after ``patience`` epochs without a better validation accuracy.
+    ``epochs``. Both stop early after ``patience`` epochs without a lower validation loss; the
+    epoch with the lowest validation loss is kept.
     """
 
     data: str  # folder with one sub-folder per class, or a CSV of path,label[,split]
@@ -61,6 +62,7 @@ class TrainOptions:
     test_split: float = 0.1
     augment: bool = True
     min_crop_area: float = 0.5  # random-resized crop: smallest share of the image kept
+    flip: bool = True  # random horizontal flips (off for text, digits, arrows…)
     class_weights: ClassWeights = ClassWeights.NONE
     label_smoothing: float = 0.1
     dropout: float | None = None  # before the new head; default: the variant's dropout
@@ -75,7 +77,6 @@ class TrainOptions:
     overwrite: bool = False
     android_assets: str | None = None
     progress: bool = True
-    extra: dict = field(default_factory=dict)  # free-form notes recorded in the run's config
 
     def __post_init__(self) -> None:
         self.class_weights = ClassWeights(self.class_weights)
@@ -143,7 +144,6 @@ class TrainOptions:
                 d[k] = v.value
         if not isinstance(self.strategy, Strategy):
             d["strategy"] = type(self.strategy).__name__
-        d["extra"] = dict(self.extra)
         return d
 
     def to_json(self) -> str:

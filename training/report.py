@@ -53,6 +53,7 @@ class TrainReport:
     evaluated_on: str  # 'test' (or 'val' when there is no test split)
     float_accuracy: float | None = None  # fp32 .tflite through EdgeClassifier
     quantized: str = "int8"
+    recipe: str | None = None  # the int8 recipe asked of the converter (None: its default)
     quantized_accuracy: float | None = None  # int8 (or fp16) .tflite through EdgeClassifier
     agreement: float | None = None  # share of images where both give the same top-1
     per_class: list = field(default_factory=list)

@@ -36,8 +36,9 @@ def _spec(opts: TrainOptions) -> PreprocessSpec:
     return PreprocessSpec(size, spec.resize_filter, spec.crop_fraction, spec.mean, spec.std)
 
 
-def _prepare_folder(opts: TrainOptions) -> TrainOptions:
+def _prepare_folder(opts: TrainOptions, writer: bool = True) -> TrainOptions:
     """Check the output folder against --resume/--overwrite; on resume, the saved options.
+    Only the ``writer`` (the chief of a multi-worker run) removes an earlier run's files.
 
     Raises:
         TrainingError: a folder holding another run, or nothing to resume.
@@ -53,13 +54,19 @@ def _prepare_folder(opts: TrainOptions) -> TrainOptions:
             saved = TrainOptions.from_dict(json.load(f))
         if opts.model != saved.model and opts.model != TrainOptions.model:
             raise TrainingError(f"{opts.output} holds a {saved.model} run, not {opts.model}")
+        if opts.data and os.path.abspath(opts.data) != os.path.abspath(saved.data):
+            raise TrainingError(f"{opts.output} holds a run on {saved.data}, not {opts.data}: "
+                                "resume without DATA, or start a new run")
         for name in RUNTIME_FIELDS:
             setattr(saved, name, getattr(opts, name))
         return saved
+    opts.data = os.path.abspath(opts.data)  # recorded in config.json, checked on --resume
     if os.path.isfile(config):
         if not opts.overwrite:
             raise TrainingError(f"{opts.output} already holds a training run: pass --resume to "
                                 "continue it, --overwrite to start again, or another --output")
+        if not writer:
+            return opts
         shutil.rmtree(os.path.join(opts.output, CHECKPOINTS), ignore_errors=True)
         for name in [CONFIG, SPLIT, LABELS, *OUTPUTS.values()]:
             if os.path.exists(os.path.join(opts.output, name)):
@@ -116,9 +123,11 @@ def train(options: TrainOptions, log: Callable[[str], None] | None = None) -> Tr
         converters.weights.WeightsError: weights that cannot be obtained or do not fit.
         calibration.CalibrationError, converters.options.ConversionError: int8 export failed.
     """
+    from .distribute import chief_by_tf_config  # noqa: PLC0415
+
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     options.validate()
-    opts = _prepare_folder(options)
+    opts = _prepare_folder(options, writer=chief_by_tf_config())
     data = load_split(opts, log)
     counts = {s: int(sum(1 for x in data.split if x == s)) for s in datamod.SPLITS}
     if counts["train"] == 0:
@@ -144,6 +153,9 @@ def train(options: TrainOptions, log: Callable[[str], None] | None = None) -> Tr
     from .model import build_classifier, default_dropout, load_backbone  # noqa: PLC0415
 
     spec = _spec(opts)
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(opts.seed)  # the new head's initial weights, dropout masks
     with strategy.scope():
         backbone = load_backbone(opts.model, opts.weights, spec.size)
         dropout = default_dropout(opts.model) if opts.dropout is None else opts.dropout
@@ -162,7 +174,8 @@ def train(options: TrainOptions, log: Callable[[str], None] | None = None) -> Tr
         skipped=list(data.skipped), strategy=describe(strategy), history=state.history,
         best=state.best, seconds_per_epoch=_per_epoch(state.history, "steady_seconds"),
         cpu_seconds_per_epoch=_per_epoch(state.history, "cpu_seconds"),
-        evaluated_on=eval_split, quantized=opts.precision.value)
+        evaluated_on=eval_split, quantized=opts.precision.value,
+        recipe=opts.int8_recipe if opts.precision.value == "int8" else None)
     if not chief:
         return report
     return _export(classifier, data, opts, report, eval_split, log)
