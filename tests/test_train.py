@@ -1,37 +1,130 @@
-"""efficientnet-train end to end, CI-sized: digits (4 classes, 96 PNGs) → lite0 at 64 px, one
-epoch per phase → fp32 + int8 .tflite that EdgeClassifier and MediaPipe read with the digit
-names. The full-size run is benchmarks/train_digits.py."""
+"""efficientnet-train end to end, CI-sized, as users meet it: digits (4 classes, 96 PNGs) →
+lite0 at 64 px, one epoch per phase → fp32 + int8 .tflite that EdgeClassifier and MediaPipe read
+with the digit names. The run is killed twice on the way (a real SIGKILL while a checkpoint is
+being written, a real SIGTERM in the middle of the int8 conversion) and finished with --resume.
+The full-size run is benchmarks/train_digits.py."""
 from __future__ import annotations
 
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from benchmarks.train_digits import write_digits
 from edge import EdgeClassifier, read_metadata
+from training import checkpoint as ckpt
 from training.cli import main
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 CLASSES = ["0", "1", "2", "3"]
+FINAL = {"model.weights.h5", "model_fp32.tflite", "model_int8.tflite", "report.json", "report.md",
+         "confusion_matrix.png"}
+
+
+class Child:
+    """``efficientnet-train`` in a child process; stderr lines collected as they come."""
+
+    def __init__(self, args, env=None):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "training.cli", *args], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text, count=1, timeout=900):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if sum(text in ln for ln in self.lines) >= count:
+                return
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                pytest.fail(f"exited {self.proc.returncode} first:\n" + "\n".join(self.lines[-20:]))
+            time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail("timed out:\n" + "\n".join(self.lines[-20:]))
+
+    def finish(self, timeout=60):
+        rc = self.proc.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+
+def _temps(folder):
+    return [os.path.join(r, f) for r, _, files in os.walk(folder) for f in files if f.endswith(".tmp")]
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One real CLI run, as a user types it; the tests read what it wrote."""
+    """The run, interrupted twice and resumed; what each interruption left is recorded."""
     root = tmp_path_factory.mktemp("train")
     write_digits(str(root / "digits"), per_class=24, classes=(0, 1, 2, 3))
     out, assets = root / "run", root / "android_assets"
-    rc = main([str(root / "digits"), "--model", "lite0", "--output", str(out), "--input-size", str(SIZE),
-               "--head-epochs", "1", "--epochs", "1", "--batch-size", "16", "--learning-rate", "3e-3",
-               "--test-split", "0.2", "--num-calibration", "32", "--android-assets", str(assets),
-               "--quiet"])
-    assert rc == 0
+    seen = {}
+    # 1. SIGKILL while the second checkpoint write (after epoch 1) pauses between its temp file
+    #    and the rename (a test hook of edge.cliutil): the process gets no chance to clean up.
+    child = Child([str(root / "digits"), "--model", "lite0", "--output", str(out),
+                   "--input-size", str(SIZE), "--head-epochs", "1", "--epochs", "1",
+                   "--batch-size", "16", "--learning-rate", "3e-3", "--test-split", "0.2",
+                   "--num-calibration", "32", "--quiet"],
+                  env={"EFFICIENTNET_EDGE_TEST_WRITE_DELAY": "3"})
+    child.wait_for("last.npz", count=2)
+    os.kill(child.proc.pid, signal.SIGKILL)
+    seen["sigkill_rc"] = child.finish()
+    time.sleep(1)  # the worker process dies with its parent (PR_SET_PDEATHSIG)
+    seen["after_kill"] = set(os.listdir(out)), _temps(out), ckpt.load(str(out / "checkpoints" / "last.npz"))
+    # 2. --resume (no DATA: the folder knows), then SIGTERM during the int8 conversion.
+    child = Child(["--output", str(out), "--resume", "--quiet"])
+    child.wait_for("converting to fp32 and int8")
+    time.sleep(1)
+    t0 = time.monotonic()
+    child.proc.send_signal(signal.SIGTERM)
+    seen["sigterm_rc"], seen["sigterm_seconds"] = child.finish(), time.monotonic() - t0
+    seen["sigterm_lines"] = child.lines
+    seen["after_term"] = set(os.listdir(out)), _temps(out), ckpt.load(str(out / "checkpoints" / "last.npz"))
+    # 3. --resume to the end: training is complete, so it only exports.
+    assert main(["--output", str(out), "--resume", "--android-assets", str(assets), "--quiet"]) == 0
     with open(out / "report.json", encoding="utf-8") as f:
         report = json.load(f)
-    return out, assets, report
+    return out, assets, report, seen
+
+
+def test_sigkill_keeps_the_last_good_checkpoint_and_no_partial_output(run):
+    _, _, _, seen = run
+    names, temps, kept = seen["after_kill"]
+    assert seen["sigkill_rc"] == -signal.SIGKILL
+    assert (kept.state.phase, kept.state.epoch) == (1, 1)  # the checkpoint of epoch 1, whole
+    assert [os.path.basename(t).split(".")[1] for t in temps] == ["last"]  # the write in flight...
+    assert not FINAL & names  # ...never reached a final path
+
+
+def test_sigterm_stops_the_conversion_within_seconds_and_leaves_nothing(run):
+    _, _, _, seen = run
+    names, temps, kept = seen["after_term"]
+    assert seen["sigterm_rc"] == 130 and seen["sigterm_seconds"] < 10
+    assert seen["sigterm_lines"][-1] == "efficientnet-train: interrupted"
+    assert any("resuming from" in ln and "phase 1, 1 epochs done" in ln for ln in seen["sigterm_lines"])
+    assert not temps and not FINAL & names  # the stale temp file of step 1 was removed too
+    assert kept.state.phase == 3  # training had finished and was checkpointed
+
+
+def test_resume_finishes_with_the_epochs_trained_before_the_kill(run):
+    out, _, report, seen = run
+    assert not _temps(out)
+    assert [(h["phase"], h["epoch"]) for h in report["history"]] == [(1, 1), (2, 1)]
+    assert report["history"][0] == seen["after_kill"][2].state.history[0]
 
 
 def _test_split(out):
@@ -41,7 +134,7 @@ def _test_split(out):
 
 
 def test_every_output_is_written_whole(run):
-    out, assets, report = run
+    out, assets, report, _ = run
     names = {"model.weights.h5", "model_fp32.tflite", "model_int8.tflite", "report.json",
              "report.md", "confusion_matrix.png", "labels.txt", "split.csv", "config.json",
              "checkpoints"}
@@ -60,7 +153,7 @@ def test_every_output_is_written_whole(run):
 
 
 def test_the_report_holds_what_edgeclassifier_measures_on_the_test_split(run):
-    out, _, report = run
+    out, _, report, _ = run
     paths, truth = _test_split(out)
     top1 = {}
     for precision in ("fp32", "int8"):
@@ -80,7 +173,7 @@ def test_edgeclassifier_and_mediapipe_return_the_users_class_names(run):
     from mediapipe.tasks.python.core.base_options import BaseOptions
     from edge.preprocess import preprocess
 
-    out, _, _ = run
+    out, _, _, _ = run
     model = str(out / "model_int8.tflite")
     assert read_metadata(model).labels == CLASSES
     paths, truth = _test_split(out)
@@ -102,7 +195,7 @@ def test_edgeclassifier_and_mediapipe_return_the_users_class_names(run):
 
 
 def test_android_assets_get_the_int8_model(run):
-    out, assets, _ = run
+    out, assets, _, _ = run
     assert os.listdir(assets) == ["model.tflite"]
     assert (assets / "model.tflite").read_bytes() == (out / "model_int8.tflite").read_bytes()
 
@@ -112,7 +205,7 @@ def test_keras_weights_reload_into_the_sdk_model_and_as_a_starting_point(run):
     from edge.preprocess import preprocess
     from training.model import load_backbone
 
-    out, _, _ = run
+    out, _, _, _ = run
     weights = str(out / "model.weights.h5")
     model = create_model("lite0", weights, classes=4, input_size=SIZE)
     paths, _ = _test_split(out)
