@@ -9,10 +9,12 @@
 (e) JPEG draft scale, chosen by measurement: for each margin (the DCT-scaled decode keeps at
     least margin × input size pixels of the centre crop), the median predict time on 12 MP
     JPEGs (crops of the shipped photos, upscaled) and top-1 agreement with the full decode;
-    goal ≥ 99 %; for the int8 model and, with --fp32-model, the float one. The default
-    (edge.preprocess.DRAFT_MARGIN) must be the fastest that meets it. The noise floor row is
-    Pillow's own two-step resize of the full decode (reducing_gap=3, documented as
-    indistinguishable): how often near-tied classes swap under any tiny change of pixels.
+    goal ≥ 99 %; for the int8 model and, with --fp32-model, the float one. The noise floor row
+    is Pillow's own two-step resize of the full decode (reducing_gap=3, documented as
+    indistinguishable): how often near-tied classes swap under any tiny change of pixels (the
+    int8 model's uint8 scores tie often). The default (edge.preprocess.DRAFT_MARGIN) must be
+    the smallest margin (= the smallest, fastest decode) whose agreement reaches both 99 % and
+    the noise floor, on the float model when given (it has no output ties), else on int8.
 Timings are interleaved (ours, theirs, ours, …) and each ratio is the median of per-round
 ratios, so load from other processes hits both sides alike; rerun when rounds disagree.
 """
@@ -167,6 +169,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--photos", type=int, default=500,
                     help="12 MP JPEGs for (b) and (e) (default: 500 crops of the 9 photos)")
+    ap.add_argument("--skip-draft", action="store_true", help="leave out (e), the slow part")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "edge-big-jpegs"),
                     help="folder for the generated 12 MP JPEGs (reused between runs)")
     args = ap.parse_args(argv)
@@ -194,21 +197,24 @@ def main(argv=None) -> int:
                      tf_ / tq >= 2.0))
     rss = child_rss_mb(args.model, jpegs[0], args.threads)
     rows.append(("(d) peak RSS, 100 predictions (MB)", f"{rss:.1f} MB", rss, "≤ 100", rss <= 100))
+    decide = "fp32" if args.fp32_model else "int8"
     for name, path in (("int8", args.model), ("fp32", args.fp32_model)):
-        if not path:
+        if not path or args.skip_draft:
             continue
         table = draft_table(path, jpegs, args.threads)
+        floor = table[0][2]
         margins = [(float(w.split()[-1]), ms, agree) for w, ms, agree in table[1:]]
-        fastest = min((r for r in margins if r[2] >= 0.99), key=lambda r: r[1], default=None)
-        default = next(r for r in margins if r[0] == pp.DRAFT_MARGIN)
         for what, ms, agree in table:
             mark = " (default)" if what == f"draft margin {pp.DRAFT_MARGIN:g}" else ""
             vals = (f"{ms:.1f} ms, " if ms == ms else "") + f"top-1 {agree:.1%}"
             rows.append((f"(e) {name} {what}{mark}", vals, agree, "≥ 0.99", agree >= 0.99))
-        good = fastest is not None and default[2] >= 0.99 and default[1] <= 1.05 * fastest[1]
-        rows.append((f"(e) {name} default = fastest margin ≥ 99 %",
-                     f"{default[0]:g} vs {fastest[0] if fastest else '-'}",
-                     default[1] / fastest[1] if fastest else float("nan"), "≤ 1.05", good))
+        if name != decide:
+            continue
+        bar = max(0.99, floor)
+        best = next((m for m, _, agree in sorted(margins) if agree >= bar), None)
+        rows.append((f"(e) {name}: smallest margin with top-1 ≥ max(99 %, floor)",
+                     f"{best} (default {pp.DRAFT_MARGIN:g})", float(best or "nan"),
+                     f"= {pp.DRAFT_MARGIN:g}", best == pp.DRAFT_MARGIN))
     print(f"{'measure':58} {'values':26} {'ratio':>8}  goal     ok")
     for name, vals, ratio, goal, good in rows:
         print(f"{name:58} {vals:26} {ratio:8.3f}  {goal:8} {'✓' if good else '✗'}")

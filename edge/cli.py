@@ -99,6 +99,26 @@ def _progress(enabled: bool | None, total: int | None):
 
 
 @contextlib.contextmanager
+def _one_line_warnings(prog: str) -> Iterator[None]:
+    """Python warnings raised while classifying (Pillow's "Corrupt EXIF data", a decompression
+    bomb warning…) print as one ``PROG: warning: …`` line each, each text once."""
+    seen: set[str] = set()
+    saved = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = one_line(_error_text(message))
+        if text not in seen:
+            seen.add(text)
+            warn(prog, text)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
+@contextlib.contextmanager
 def _output(path: str | None) -> Iterator:
     if path is None:
         yield sys.stdout
@@ -165,7 +185,7 @@ def classify_main(argv: Sequence[str] | None = None) -> int:
     if args.output and os.path.isdir(args.output):
         return fail(CLASSIFY, f"--output {args.output} is a folder")
     try:
-        with quiet_native_logs(args.verbose):
+        with quiet_native_logs(args.verbose), _one_line_warnings(CLASSIFY):
             return _classify(args, fmt)
     except KeyboardInterrupt:
         print(f"{CLASSIFY}: interrupted", file=sys.stderr, flush=True)

@@ -59,8 +59,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
             lo, hi = float(a.min()), float(a.max())
             a = (a - lo) * (255.0 / max(hi - lo, 1e-12))
         img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
-    if img.mode in ("P", "PA"):
-        img = img.convert("RGBA")
+    if img.mode == "PA" or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")  # straight to RGB would warn and mishandle transparency
     return img.convert("RGB")
 
 
