@@ -108,3 +108,14 @@ def test_console_script_subprocess_exit_code(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "no such model file" in r.stderr
+
+
+def test_library_warnings_print_once_on_one_line(models, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (300, 200), (90, 120, 200)).save(photo)  # 60,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)  # warns above, fails above 80,000
+    assert classify_main([models.int8, str(photo), str(photo), str(photo)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("efficientnet-classify: warning: Image size")
