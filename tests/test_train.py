@@ -233,3 +233,41 @@ def test_fine_tuning_unfreezes_whole_top_blocks_with_batchnorm_frozen():
     assert len(set_trainable(backbone, -1)) == 16
     assert not any(layer.trainable for layer in backbone.layers
                    if type(layer).__name__ == "BatchNormalization")
+
+
+def test_a_variant_without_offline_weights_is_a_clear_error_that_leaves_no_run(tmp_path, capsys):
+    write_digits(str(tmp_path / "digits"), per_class=5, classes=(0, 1))
+    out = tmp_path / "run"
+    rc = main([str(tmp_path / "digits"), "--model", "lite3", "--output", str(out),
+               "--input-size", "32", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("efficientnet-train: error: no offline ImageNet weights for lite3")
+    assert "efficientnet-lite3 checkpoint" in err[-1]
+    assert not out.exists()  # the same command works once the weights are given
+
+
+def test_class_weights_auto_weigh_each_images_loss(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from edge.variants import PreprocessSpec
+    from training.fit import Steps
+    from training.pipeline import Augment, class_weights, make_dataset
+
+    paths = [p for p, _ in write_digits(str(tmp_path / "d"), per_class=6, classes=(0, 1, 2))][:14]
+    labels = np.array([int(os.path.basename(os.path.dirname(p))) for p in paths])
+    counts = np.bincount(labels, minlength=3)
+    assert len(set(counts.tolist())) > 1  # unbalanced
+    w = class_weights(labels, 3)
+    np.testing.assert_allclose(w, 14 / (3 * counts), rtol=1e-6)  # scikit-learn's "balanced"
+    ds = make_dataset(paths, labels, 3, PreprocessSpec(32), 14, Augment(enabled=False),
+                      sample_weights=w[labels])
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax", kernel_initializer="zeros")])
+    steps = Steps(model, tf.distribute.get_strategy(), 0.0, global_batch=14)
+    steps.start_phase(keras.optimizers.SGD(0.0))
+    (batch,) = list(ds)
+    loss_sum, correct, n = steps.train(batch)
+    # zero weights: every probability is 1/3, so each image's loss is ln 3 times its weight
+    assert n == 14 and loss_sum == pytest.approx(np.log(3) * w[labels].sum(), rel=1e-5)

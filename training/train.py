@@ -139,6 +139,18 @@ def train(options: TrainOptions, log: Callable[[str], None] | None = None) -> Tr
 
     strategy = make_strategy(opts.strategy)  # before any other TensorFlow op (multi-worker)
     chief = is_chief(strategy)
+    from .fit import Splits, run_phases  # noqa: PLC0415
+    from .model import build_classifier, default_dropout, load_backbone  # noqa: PLC0415
+
+    spec = _spec(opts)
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(opts.seed)  # dropout masks (the new head starts at zero)
+    with strategy.scope():
+        backbone = load_backbone(opts.model, opts.weights, spec.size)
+        dropout = default_dropout(opts.model) if opts.dropout is None else opts.dropout
+        classifier = build_classifier(backbone, len(data.classes), dropout)
+    # Written once the model stands (weights found and fitting): a failed start leaves no run.
     folder = os.path.join(opts.output, CHECKPOINTS)
     if chief:
         os.makedirs(folder, exist_ok=True)
@@ -148,18 +160,6 @@ def train(options: TrainOptions, log: Callable[[str], None] | None = None) -> Tr
                 os.path.join(opts.output, SPLIT): datamod.split_csv(data, opts.output),
                 os.path.join(opts.output, LABELS): ("\n".join(data.classes) + "\n").encode(),
                 os.path.join(opts.output, CONFIG): opts.to_json().encode()})
-
-    from .fit import Splits, run_phases  # noqa: PLC0415
-    from .model import build_classifier, default_dropout, load_backbone  # noqa: PLC0415
-
-    spec = _spec(opts)
-    import keras  # noqa: PLC0415
-
-    keras.utils.set_random_seed(opts.seed)  # the new head's initial weights, dropout masks
-    with strategy.scope():
-        backbone = load_backbone(opts.model, opts.weights, spec.size)
-        dropout = default_dropout(opts.model) if opts.dropout is None else opts.dropout
-        classifier = build_classifier(backbone, len(data.classes), dropout)
     train_paths, train_labels = data.subset("train")
     val_paths, val_labels = data.subset("val")
     log(f"{opts.model} at {spec.size}×{spec.size}, weights {opts.weights or 'random'}, "
