@@ -56,20 +56,3 @@ def predict_top1(model_bytes: bytes, paths: Sequence[str], desc: str, progress: 
                                    disable=not progress)):
             out[i] = int(np.argmax(clf.scores(p)))
     return out
-
-
-def cpu_description() -> str:
-    """CPU model and the SIMD flags that matter for training and int8 speed."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name") and name == "unknown CPU":
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
-    shown = [f for f in wanted if f in flags]
-    return f"{name}, {os.cpu_count()} cores" + (f", {' '.join(shown)}" if shown else "")

@@ -62,7 +62,7 @@ class TrainReport:
     conversion: dict = field(default_factory=dict)  # the converter's int8 report
     warnings: list = field(default_factory=list)
     files: dict = field(default_factory=dict)  # what → path
-    cpu: str = ""
+    cpu: str = ""  # edge.sysinfo.cpu_line(): model, cores, load average, SIMD flags
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -129,7 +129,7 @@ def markdown(r: TrainReport, png: str | None) -> str:
               for c in r.per_class]
     if png:
         lines += ["", f"![confusion matrices]({png})"]
-    lines += ["", "## Training", "", f"Strategy: {r.strategy}. CPU: {r.cpu}.",
+    lines += ["", "## Training", "", f"Strategy: {r.strategy}. {r.cpu}.",
               "Seconds per epoch (training only, steady state: the first batch's tracing left out): "
               + ", ".join(f"phase {k}: {v:.1f} s wall, {r.cpu_seconds_per_epoch.get(k, 0):.1f} s CPU"
                           for k, v in r.seconds_per_epoch.items()) + ".",

@@ -192,7 +192,9 @@ def _per_epoch(history: list, key: str) -> dict:
 
 def _export(classifier, data, opts: TrainOptions, report: TrainReport, eval_split: str,
             log: Callable[[str], None]) -> TrainReport:
-    from .export import convert_both, cpu_description, keras_weights_bytes, predict_top1  # noqa: PLC0415
+    from edge.sysinfo import cpu_line  # noqa: PLC0415
+
+    from .export import convert_both, keras_weights_bytes, predict_top1  # noqa: PLC0415
     from .model import export_model  # noqa: PLC0415
 
     flat = export_model(classifier, opts.model, len(data.classes))
@@ -210,7 +212,7 @@ def _export(classifier, data, opts: TrainOptions, report: TrainReport, eval_spli
     for k, v in evaluate_predictions(data.classes, truth, pf, pq).items():
         setattr(report, k, v)
     report.conversion = conv.to_dict()
-    report.cpu = cpu_description()
+    report.cpu = cpu_line()
     advice = int8_advice(report, opts.qat)
     if advice:
         report.warnings.append(advice)
