@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +37,9 @@ def random_crops(img, spec: PreprocessSpec, n: int, rng: np.random.Generator,
 
 
 def default_calibration(spec: PreprocessSpec, num_samples: int, seed: int = 0,
-                        warn: bool = True) -> np.ndarray:
-    """``num_samples`` deterministic crops/flips spread evenly over the shipped photos.
+                        warn: bool = True, with_sources: bool = False) -> Any:
+    """``num_samples`` deterministic crops/flips spread evenly over the shipped photos
+    (``with_sources``: also the photo name of each crop).
 
     Raises:
         LookupError: the photos' packages (scikit-image, matplotlib, scikit-learn) are missing.
@@ -48,7 +51,73 @@ def default_calibration(spec: PreprocessSpec, num_samples: int, seed: int = 0,
     if warn:
         warnings.warn(DEFAULT_SET_WARNING, UserWarning, stacklevel=2)
     rng = np.random.default_rng(seed)
-    counts = [num_samples // len(photos) + (i < num_samples % len(photos)) for i in range(len(photos))]
+    counts = _spread(num_samples, len(photos))
     parts = [random_crops(open_image(p.path), spec, c, rng) for p, c in zip(photos, counts) if c]
-    data = np.concatenate(parts)
-    return data[rng.permutation(len(data))]
+    names = [p.name for p, c in zip(photos, counts) for _ in range(c)]
+    order = rng.permutation(sum(counts))
+    data = np.concatenate(parts)[order]
+    return (data, [names[i] for i in order]) if with_sources else data
+
+
+def _spread(n: int, k: int) -> list[int]:
+    return [n // k + (i < n % k) for i in range(k)]
+
+
+def _crops_of(photos: list, spec: PreprocessSpec, n: int, rng: np.random.Generator,
+              area: tuple[float, float]) -> np.ndarray:
+    parts = [random_crops(open_image(p.path), spec, c, rng, area=area)
+             for p, c in zip(photos, _spread(n, len(photos))) if c]
+    return np.concatenate(parts) if parts else np.empty((0, spec.size, spec.size, 3), np.uint8)
+
+
+def default_heldout(spec: PreprocessSpec, n_inputs: int = 200, seed: int = 0) -> "HeldOut":
+    """Inputs the default set never calibrates on: half crops of photos outside it
+    (:func:`edge.samples.sample_photos` ``'heldout'``), half crops of its own photos drawn with
+    another seed and a wider range of crop sizes."""
+    from .dataset import HeldOut  # noqa: PLC0415
+
+    outside, inside = sample_photos("heldout"), sample_photos()
+    rng = np.random.default_rng([seed, 104729])
+    n_out = n_inputs // 2 if outside else 0
+    a = _crops_of(outside, spec, n_out, rng, HELDOUT_AREA)
+    b = _crops_of(inside, spec, n_inputs - n_out, rng, HELDOUT_AREA)
+    desc = (f"{n_inputs} inputs never calibrated on: {len(a)} crops of "
+            f"{', '.join(p.name for p in outside)} (photos outside the default set) and "
+            f"{len(b)} crops of the default set's photos drawn with another seed")
+    return HeldOut(np.concatenate([a, b]), desc, [p.name for p in outside + inside])
+
+
+#: Crop sizes (share of the photo's area) of held-out and fidelity inputs: wider than the
+#: calibration crops' 55-100 %, so they are not near-copies of calibration crops.
+HELDOUT_AREA = (0.1, 1.0)
+#: Seed of the fidelity set used by the tests and benchmarks/int8_recipes.py (never a
+#: calibration seed there).
+FIDELITY_SEED = 2026
+
+
+@dataclass
+class FidelitySet:
+    """A fixed set of inputs never calibrated on, in named groups."""
+
+    pixels: np.ndarray
+    groups: dict[str, slice]  # group name -> rows
+    description: str
+
+
+def fidelity_set(spec: PreprocessSpec, n_default: int = 500, n_heldout: int = 100,
+                 n_ood: int = 0, seed: int = FIDELITY_SEED) -> FidelitySet:
+    """Crops (10-100 % of the area, half mirrored) of: the nine default-set photos
+    (``n_default``), the three photos outside it (``n_heldout``) and, optionally, the three
+    far-from-ImageNet images (``n_ood``), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    parts, groups, start = [], {}, 0
+    for name, which, n in (("default-set photos", "default", n_default),
+                           ("held-out photos", "heldout", n_heldout),
+                           ("far-from-ImageNet images", "ood", n_ood)):
+        if n:
+            x = _crops_of(sample_photos(which), spec, n, rng, HELDOUT_AREA)
+            parts.append(x)
+            groups[name] = slice(start, start + len(x))
+            start += len(x)
+    desc = ", ".join(f"{s.stop - s.start} crops of {g}" for g, s in groups.items())
+    return FidelitySet(np.concatenate(parts), groups, f"{desc} (seed {seed}, 10-100 % of the area)")

@@ -32,6 +32,21 @@ _PHOTOS = (
 )
 
 
+#: Photos of the same wheels that are NOT in the default calibration set: int8 agreement is
+#: measured on them (and on crops of the nine above drawn with another seed).
+_HELDOUT_PHOTOS = (
+    ("astronaut", "skimage", "data/astronaut.png", ()),
+    ("clock_motion", "skimage", "data/clock_motion.png", (409, 892)),  # analog clock, wall clock
+    ("coins", "skimage", "data/coins.png", ()),
+)
+#: Far from ImageNet (telescope, fundus camera, microscope): a stress set, reported apart.
+_OOD_PHOTOS = (
+    ("hubble_deep_field", "skimage", "data/hubble_deep_field.jpg", ()),
+    ("retina", "skimage", "data/retina.jpg", ()),
+    ("ihc", "skimage", "data/ihc.png", ()),
+)
+
+
 def _package_dir(package: str) -> str | None:
     try:
         spec = importlib.util.find_spec(package)
@@ -42,10 +57,17 @@ def _package_dir(package: str) -> str | None:
     return list(spec.submodule_search_locations)[0]
 
 
-def sample_photos() -> list[SamplePhoto]:
-    """The shipped photos that are installed here (install the ``samples`` extra for all nine)."""
+def sample_photos(which: str = "default") -> list[SamplePhoto]:
+    """The shipped photos that are installed here (install the ``samples`` extra for all).
+
+    ``which``: 'default' (the nine of the default calibration set and the demos), 'heldout'
+    (three photos never calibrated on by default), or 'ood' (three far-from-ImageNet images).
+    """
+    table = {"default": _PHOTOS, "heldout": _HELDOUT_PHOTOS, "ood": _OOD_PHOTOS}
+    if which not in table:
+        raise ValueError(f"which must be one of {', '.join(table)}, got {which!r}")
     out = []
-    for name, package, rel, classes in _PHOTOS:
+    for name, package, rel, classes in table[which]:
         root = _package_dir(package)
         if root is None:
             continue
