@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stop a phase after N epochs without a lower validation loss "
                         f"(default {_D.patience}); the best epoch is kept")
     t.add_argument("--label-smoothing", type=float, default=_D.label_smoothing, metavar="E",
-                   help=f"(default {_D.label_smoothing})")
+                   help=f"label smoothing of the cross-entropy (default {_D.label_smoothing})")
     t.add_argument("--class-weights", choices=[c.value for c in ClassWeights],
                    default=_D.class_weights.value,
                    help="'auto' weighs each class by n / (classes * n_class) (default none)")
