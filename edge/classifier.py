@@ -22,7 +22,8 @@ import numpy as np
 from . import quant
 from .backends import Backend, load_backend
 from .cliutil import quiet_native_logs
-from .delegates import DelegatePlan, DelegateUnavailableError, count_delegated_ops, plan_delegate
+from .delegates import (DelegateFallbackWarning, DelegatePlan, DelegateUnavailableError,
+                        count_delegated_ops, plan_delegate)
 from .metadata import ModelInfo, ModelSource
 from .model import ModelFile, ModelLoadError, load_model
 from .preprocess import ImageDecodeError, ImageInput, preprocess
@@ -192,8 +193,9 @@ class EdgeClassifier:
                 interp.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             if plan.delegates and fallback:
-                warnings.warn(f"delegate {plan.name} failed to apply ({e}); falling back to "
-                              "XNNPACK on the CPU", RuntimeWarning, stacklevel=3)
+                warnings.warn(DelegateFallbackWarning(f"delegate {plan.name} failed to apply "
+                                                      f"({e}); falling back to XNNPACK on the CPU"),
+                              stacklevel=3)
                 return self._build(DelegatePlan("xnnpack", fallback_reason=str(e)), False)
             if plan.delegates:
                 raise DelegateUnavailableError(f"delegate {plan.name} failed to apply: {e}") from e
