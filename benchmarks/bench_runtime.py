@@ -181,10 +181,17 @@ def main(argv=None) -> int:
     rows.append(("(a) predict(224² uint8) / raw interpreter", f"{pred:.3f} / {raw:.3f} ms",
                  pred / raw, "≤ 1.05", pred / raw <= 1.05))
     try:
-        ours, theirs, ratio = big_vs_mediapipe(args.model, jpegs, args.threads,
-                                               max(20, args.runs))
-        rows.append(("(b) predict(12 MP JPEG) / MediaPipe", f"{ours:.1f} / {theirs:.1f} ms",
-                     ratio, "≤ 0.2", ratio <= 0.2))
+        saved = pp.DRAFT_MARGIN
+        for margin in (saved, 1.0):  # the default, and the smallest decode (1/8) for contrast
+            pp.DRAFT_MARGIN = margin
+            try:
+                ours, theirs, ratio = big_vs_mediapipe(args.model, jpegs, args.threads,
+                                                       max(20, args.runs))
+            finally:
+                pp.DRAFT_MARGIN = saved
+            what = "default" if margin == saved else f"margin {margin:g}"
+            rows.append((f"(b) predict(12 MP JPEG) / MediaPipe, {what}",
+                         f"{ours:.1f} / {theirs:.1f} ms", ratio, "≤ 0.2", ratio <= 0.2))
     except ImportError:
         rows.append(("(b) predict(12 MP JPEG) / MediaPipe", "mediapipe missing", float("nan"),
                      "≤ 0.2", False))
