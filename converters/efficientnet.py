@@ -25,8 +25,10 @@ _DENSE_INIT = {"class_name": "VarianceScaling",
 def _keras(keras_module: Any = None) -> Any:
     if keras_module is not None:
         return keras_module
-    import keras  # noqa: PLC0415 - heavy import, only when building
+    from edge.cliutil import quiet_native_logs  # noqa: PLC0415
 
+    with quiet_native_logs():  # TensorFlow's import prints absl/oneDNN/CUDA lines to fd 2
+        import keras  # noqa: PLC0415 - heavy import, only when building
     return keras
 
 

@@ -5,7 +5,6 @@ import os
 import re
 import tempfile
 import time
-from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -233,45 +232,76 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 
     calib: CalibrationData | None = None
     recipe_report: RecipeReport | None = None
+    chosen: list[str] = []
+    how = ""
+    import tensorflow as tf  # noqa: PLC0415
+
+    dtypes = {IOType.UINT8: tf.uint8, IOType.INT8: tf.int8, IOType.FLOAT32: tf.float32}
+
+    def tflite(keras_model: Any, target: Precision, representative: Any = None) -> bytes:
+        """fp32, fp16 or dynamic-range; for int8, the calibrated float model."""
+        with tempfile.TemporaryDirectory() as workdir:
+            conv = _tflite_converter(keras_model, size, workdir)
+            if target is not Precision.FP32:
+                conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            if target is Precision.FP16:
+                conv.target_spec.supported_types = [tf.float16]
+            if target is Precision.INT8:
+                # Calibrate once; quantise from the calibrated model (as the converter does
+                # inside), so float layers can be chosen without calibrating again.
+                conv.optimizations = [tf.lite.Optimize.DEFAULT]
+                conv.representative_dataset = representative
+                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                conv._experimental_calibrate_only = True  # noqa: SLF001 - QuantizationDebugger's path
+            return conv.convert()
+
     if precision is Precision.INT8:
         calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
         mean = np.asarray(spec.mean, np.float32) if strip else np.zeros(3, np.float32)
         std = np.asarray(spec.std, np.float32) if strip else np.ones(3, np.float32)
         pixels = calib.pixels
+        probe = calib.holdout[:LAYER_IMAGES] if len(calib.holdout) else pixels[:LAYER_IMAGES]
 
         def net_inputs(p: np.ndarray) -> np.ndarray:
             return (p.astype(np.float32) - mean) / std
-
-        if steps:
-            reference = rebuild(net)
-            recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed)
-            del reference
-        else:
-            recipe_report = RecipeReport(recipe_name(()), images=0)
 
         def representative() -> Iterable[list[np.ndarray]]:
             for x in (progress(pixels) if progress else pixels):
                 yield [net_inputs(x)[None]]
 
-    import tensorflow as tf  # noqa: PLC0415
+        def plain_int8(calibrated_model: bytes, float_layers: Sequence[str] = ()) -> bytes:
+            return quantize_calibrated(calibrated_model, dtypes[in_t], dtypes[out_t], float_layers)
 
-    dtypes = {IOType.UINT8: tf.uint8, IOType.INT8: tf.int8, IOType.FLOAT32: tf.float32}
-    calibrated = None
-    with tempfile.TemporaryDirectory() as workdir:
-        conv = _tflite_converter(net, size, workdir)
-        if precision is not Precision.FP32:
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        if precision is Precision.FP16:
-            conv.target_spec.supported_types = [tf.float16]
-        if precision is Precision.INT8:
-            # Calibrate once; quantise from the calibrated model (as the converter does inside),
-            # so float layers can be chosen afterwards without calibrating again.
-            conv.representative_dataset = representative
-            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            conv._experimental_calibrate_only = True  # noqa: SLF001 - QuantizationDebugger's path
-            calibrated = conv.convert()
+        # The float reference for per-layer errors: the model before any recipe changed it.
+        float_ref: bytes | None = None
+        ranked = isinstance(keep_float, (int, np.integer)) or (
+            isinstance(keep_float, str) and (keep_float.isdigit() or keep_float.lower() == "auto"))
+        if keep_float and ranked:
+            # 'auto' / N: rank the layers by what plain int8 does to them, before any recipe
+            # (a recipe's rounding hides exactly the error the ranking looks for).
+            from edge.layers import layer_errors  # noqa: PLC0415
+
+            plain = tflite(net, Precision.INT8, representative)
+            float_ref = plain
+            chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe))
+        elif keep_float:
+            chosen, how = choose_float_layers(keep_float, [])
+
+        if steps:
+            reference = rebuild(net)
+            recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed,
+                                         skip=chosen)
+            if layer_report and float_ref is None:
+                float_ref = tflite(reference, Precision.FP32)  # the same tensor names
+            del reference
         else:
-            raw = conv.convert()
+            recipe_report = RecipeReport(recipe_name(()), images=0)
+        recipe_report.keep_float = list(chosen)
+        calibrated = tflite(net, Precision.INT8, representative)
+        if float_ref is None:
+            float_ref = calibrated  # runs as fp32 with the unchanged weights
+    else:
+        raw = tflite(net, precision)
 
     warn: list[str] = []
     in_mean = list(spec.mean) if strip else [0.0]
@@ -289,29 +319,19 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
     keep_report: KeepFloatReport | None = None
     layers: list[dict] = []
     if precision is Precision.INT8:
-        quantize = partial(quantize_calibrated, calibrated, dtypes[in_t], dtypes[out_t])
-        raw = quantize()
+        raw = plain_int8(calibrated)
         data = write_metadata(raw, info)
-        float_ref = write_metadata(calibrated, info)  # the calibrated float model runs as fp32
-        probe = calib.holdout[:LAYER_IMAGES] if len(calib.holdout) else pixels[:LAYER_IMAGES]
-        errors = None
-        if keep_float or layer_report:
-            from edge.layers import layer_errors  # noqa: PLC0415
-
-            errors = layer_errors(float_ref, data, probe)
-        if keep_float:
-            chosen, how = choose_float_layers(keep_float, errors)
-            raw = quantize(float_layers=chosen)
+        if chosen:
+            raw = plain_int8(calibrated, chosen)
             mixed = write_metadata(raw, info)
             keep_report = KeepFloatReport(chosen, len(data), len(mixed),
                                           latency_ratio(mixed, data, probe[0]), how)
-            if recipe_report is not None:
-                recipe_report.keep_float = list(chosen)
             data = mixed
-            if layer_report:
-                errors = layer_errors(float_ref, data, probe)
-        if errors is not None and layer_report:
-            layers = [_layer_row(e) for e in errors[:layer_report]]
+        if layer_report:
+            from edge.layers import layer_errors  # noqa: PLC0415
+
+            ref = write_metadata(float_ref, info)
+            layers = [_layer_row(e) for e in layer_errors(ref, data, probe)[:layer_report]]
     else:
         data = write_metadata(raw, info)
 

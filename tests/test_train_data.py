@@ -169,7 +169,9 @@ def test_options_name_the_bad_flag():
         TrainOptions(data="d", output="o", model="b9").validate()
     with pytest.raises(TrainingError, match="--qat"):
         TrainOptions(data="d", output="o", qat=True, precision="fp16").validate()
-    assert TrainOptions(data="d", output="o", qat=True).int8_recipe == "qat"
+    assert TrainOptions(data="d", output="o", qat=True).int8_recipe == "gptq+bias-correction+qat"
+    with pytest.raises(TrainingError, match="qat.*not available"):  # says so before training
+        TrainOptions(data="d", output="o", qat=True).validate()
     assert TrainOptions(data="d", output="o", qat=True, recipe="gptq").int8_recipe == "gptq+qat"
     assert TrainOptions(data="d", output="o", recipe="gptq+bias-tune").int8_recipe == "gptq+bias-tune"
 

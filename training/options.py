@@ -124,6 +124,13 @@ class TrainOptions:
             raise TrainingError("--qat trains for int8: it cannot be used with --float16")
         if self.recipe is not None and self.precision is not QuantPrecision.INT8:
             raise TrainingError("--recipe is an int8 recipe: it cannot be used with --float16")
+        if self.precision is QuantPrecision.INT8:
+            from converters.recipes import RecipeError, parse_recipe  # noqa: PLC0415 - numpy only
+
+            try:  # before hours of training, not at the export
+                parse_recipe(self.int8_recipe)
+            except RecipeError as e:
+                raise TrainingError(f"--recipe/--qat: {e}") from None
 
     @property
     def phase2_learning_rate(self) -> float:
@@ -134,7 +141,10 @@ class TrainOptions:
         """The recipe handed to the converter: ``recipe``, with ``qat`` appended for ``--qat``."""
         if not self.qat:
             return self.recipe
-        steps = [] if self.recipe in (None, "", "ptq") else str(self.recipe).split("+")
+        from converters.recipes import DEFAULT_RECIPE  # noqa: PLC0415 - numpy only
+
+        recipe = DEFAULT_RECIPE if self.recipe is None else self.recipe
+        steps = [] if recipe in ("", "ptq") else str(recipe).split("+")
         return "+".join(steps + ([] if "qat" in steps else ["qat"]))
 
     def to_dict(self) -> dict:
