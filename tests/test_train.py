@@ -150,6 +150,10 @@ def test_every_output_is_written_whole(run):
     assert f"| int8 .tflite | {100 * report['quantized_accuracy']:.1f} % |" in md
     assert report["conversion"]["input"]["dtype"] == "uint8"
     assert report["conversion"]["calibration_samples"] == 32
+    # no --recipe: the report names the recipe the converter applied (its default), not None
+    from converters.recipes import DEFAULT_RECIPE
+    assert report["recipe"] == report["conversion"]["recipe"]["recipe"] == DEFAULT_RECIPE
+    assert f"int8 recipe applied by the converter: `{DEFAULT_RECIPE}`" in md
 
 
 def test_the_report_holds_what_edgeclassifier_measures_on_the_test_split(run):

@@ -176,6 +176,29 @@ def test_options_name_the_bad_flag():
     assert TrainOptions(data="d", output="o", recipe="gptq+bias-tune").int8_recipe == "gptq+bias-tune"
 
 
+@pytest.mark.parametrize("recipe", ["gptq+bias-correction", "ptq", "gptq+bias-correction+bias-tune"])
+def test_int8_advice_names_the_applied_recipe_and_a_fix_that_runs(recipe):
+    import re
+
+    from converters.recipes import parse_recipe
+    from training.report import TrainReport, int8_advice
+
+    report = TrainReport(model="lite0", input_size=64, classes=["a", "b"], images={}, skipped=[],
+                         strategy="", history=[], best={}, seconds_per_epoch={},
+                         cpu_seconds_per_epoch={}, evaluated_on="test", float_accuracy=0.99,
+                         quantized_accuracy=0.97, recipe=recipe)
+    advice = int8_advice(report)
+    assert f"recipe {recipe}" in advice and "2.0 pt" in advice
+    assert "--qat" not in advice  # refused up front: never advised
+    suggested = re.findall(r"--recipe (\S+)", advice)
+    for name in suggested:  # a recipe it suggests is one the converter accepts, and a new one
+        parse_recipe(name)
+        assert name != recipe
+    assert bool(suggested) == ("bias-tune" not in recipe)
+    report.quantized_accuracy = 0.985  # within 1 pt: no warning
+    assert int8_advice(report) is None
+
+
 @pytest.mark.parametrize("setup, args, message", [
     ("empty", [], "no readable images"),
     ("one_class", [], "only one class"),
@@ -184,6 +207,7 @@ def test_options_name_the_bad_flag():
     ("ok", ["--fine-tune-blocks", "some"], "expected a number of blocks or 'all'"),
     ("ok", ["--resume"], "nothing to resume"),
     ("taken", [], "already holds a training run"),
+    ("ok", ["--qat"], "not available"),
 ])
 def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, setup, args, message):
     data = tmp_path / "data"

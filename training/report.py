@@ -53,7 +53,7 @@ class TrainReport:
     evaluated_on: str  # 'test' (or 'val' when there is no test split)
     float_accuracy: float | None = None  # fp32 .tflite through EdgeClassifier
     quantized: str = "int8"
-    recipe: str | None = None  # the int8 recipe asked of the converter (None: its default)
+    recipe: str | None = None  # the int8 recipe the converter applied (its report's name)
     quantized_accuracy: float | None = None  # int8 (or fp16) .tflite through EdgeClassifier
     agreement: float | None = None  # share of images where both give the same top-1
     per_class: list = field(default_factory=list)
@@ -86,7 +86,7 @@ def evaluate_predictions(classes: Sequence[str], truth: np.ndarray, pred_float: 
                 per_class=per_class, confusion_float=mf.tolist(), confusion_quantized=mq.tolist())
 
 
-def int8_advice(report: TrainReport, qat: bool) -> str | None:
+def int8_advice(report: TrainReport) -> str | None:
     """The warning when the quantised model loses more than :data:`MAX_INT8_DROP_PT`."""
     if report.float_accuracy is None or report.quantized_accuracy is None:
         return None
@@ -95,12 +95,14 @@ def int8_advice(report: TrainReport, qat: bool) -> str | None:
         return None
     if report.quantized != "int8":
         return f"{report.quantized} loses {drop:.1f} pt of test accuracy against fp32"
-    fix = ("try --recipe gptq+bias-tune, more calibration images (--num-calibration), or ship "
-           "the fp32/fp16 model" if qat else
-           "retrain with --qat (quantisation-aware fine-tuning), or try --recipe "
-           "gptq+bias-tune or more calibration images (--num-calibration)")
+    steps = (report.recipe or "").split("+")
+    fix = ("more calibration images (--num-calibration), or ship the fp32/fp16 model"
+           if "bias-tune" in steps else
+           "try --recipe gptq+bias-correction+bias-tune or more calibration images "
+           "(--num-calibration), or ship the fp32/fp16 model")
     return (f"int8 loses {drop:.1f} pt of test accuracy against float "
-            f"({100 * report.quantized_accuracy:.1f} % vs {100 * report.float_accuracy:.1f} %): {fix}")
+            f"({100 * report.quantized_accuracy:.1f} % vs {100 * report.float_accuracy:.1f} %"
+            f"{f', recipe {report.recipe}' if report.recipe else ''}): {fix}")
 
 
 def _pct(x: float | None) -> str:
@@ -120,6 +122,10 @@ def markdown(r: TrainReport, png: str | None) -> str:
              f"| fp32 .tflite | {_pct(r.float_accuracy)} |",
              f"| {q} .tflite | {_pct(r.quantized_accuracy)} |",
              f"| fp32 / {q} top-1 agreement | {_pct(r.agreement)} |", ""]
+    if r.recipe is not None:
+        secs = (r.conversion.get("recipe") or {}).get("seconds")
+        lines += [f"int8 recipe applied by the converter: `{r.recipe}`"
+                  + ("" if secs is None else f" ({secs:.0f} s)") + ".", ""]
     lines += [f"**Warning:** {w}" for w in r.warnings] + ([""] if r.warnings else [])
     lines += ["## Per class", "",
               f"| class | images | fp32 precision | fp32 recall | {q} precision | {q} recall |",

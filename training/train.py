@@ -212,8 +212,10 @@ def _export(classifier, data, opts: TrainOptions, report: TrainReport, eval_spli
     for k, v in evaluate_predictions(data.classes, truth, pf, pq).items():
         setattr(report, k, v)
     report.conversion = conv.to_dict()
+    if getattr(conv, "recipe", None) is not None:  # what the converter applied, not what was asked
+        report.recipe = conv.recipe.recipe
     report.cpu = cpu_line()
-    advice = int8_advice(report, opts.qat)
+    advice = int8_advice(report)
     if advice:
         report.warnings.append(advice)
         warnings.warn(advice, UserWarning, stacklevel=2)
