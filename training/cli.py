@@ -7,6 +7,7 @@ import sys
 import warnings
 from typing import Any, Callable, Sequence
 
+from converters.recipes import DEFAULT_RECIPE
 from edge.cliutil import CliParser, fail, one_line, quiet_native_logs, run_interruptible, warn
 from edge.variants import MODEL_NAMES
 
@@ -88,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = p.add_argument_group("int8")
     e.add_argument("--recipe", metavar="NAME",
                    help="the converter's int8 recipe: 'ptq' or steps joined with '+' "
-                        "(default: the converter's default recipe)")
+                        f"(default {DEFAULT_RECIPE}, the converter's default)")
     e.add_argument("--qat", action="store_true",
-                   help="quantisation-aware fine-tuning before int8 (adds 'qat' to the recipe)")
+                   help="quantisation-aware fine-tuning before int8: not available in this "
+                        "version (refused before training starts)")
     e.add_argument("--num-calibration", type=int, default=_D.num_calibration, metavar="N",
                    help=f"training images used to calibrate int8 (default {_D.num_calibration})")
     r = p.add_argument_group("run")
