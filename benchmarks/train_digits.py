@@ -162,9 +162,10 @@ def main() -> None:
            "--input-size", str(args.input_size), "--val-split", "0.1", "--test-split", "0.2",
            "--seed", "0", "--overwrite", "--quiet", *DIGITS_FLAGS, *extra]
     print("$", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), os.times()
     rc = subprocess.call(cmd, cwd=ROOT)
-    wall = time.perf_counter() - t0
+    wall, c1 = time.perf_counter() - t0, os.times()
+    cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
     if rc != 0:
         sys.exit(f"efficientnet-train failed with exit code {rc}")
     with open(os.path.join(run, "report.json"), encoding="utf-8") as f:
@@ -174,6 +175,10 @@ def main() -> None:
             ("lite0 fine-tuned, int8 .tflite (EdgeClassifier)", f"{100 * report['quantized_accuracy']:.1f} %"),
             ("fp32 / int8 top-1 agreement", f"{100 * report['agreement']:.1f} %"),
             ("int8 - fp32", f"{100 * (report['quantized_accuracy'] - report['float_accuracy']):+.1f} pt")]
+    applied = (report.get("conversion") or {}).get("recipe") or {}
+    if applied:
+        rows.append(("int8 recipe applied by the converter (its seconds)",
+                     f"{applied['recipe']} ({applied.get('seconds', 0):.0f} s)"))
     if not args.no_baselines:
         fx, fy, tx, ty, fp, tp = _split_pixels(run)
         rows.append(("logistic regression, raw pixels", f"{100 * _logreg(fx, fy, tx, ty):.1f} %"))
@@ -187,7 +192,9 @@ def main() -> None:
                      f"{s:.1f} s ({n / s:.1f} img/s) / {cpu:.1f} s"))
     rows.append(("epochs run (phase 1 / phase 2)",
                  " / ".join(str(sum(1 for h in report["history"] if h["phase"] == p)) for p in (1, 2))))
-    rows.append(("whole run, wall clock", f"{wall:.0f} s"))
+    rows.append(("whole run (train + export + test), wall / CPU all threads",
+                 f"{wall:.0f} s / {cpu:.0f} s (load average at the end: "
+                 f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})"))
     print(f"\ndigits: {report['images']} images (train/val/test), {report['input_size']} px, "
           f"{report['cpu']}")
     width = max(len(r[0]) for r in rows)
