@@ -285,11 +285,30 @@ def _recipe_line(r: Any) -> list[str]:
 
 
 def _agreement_line(r: Any) -> list[str]:
-    if r.agreement_top1 is None:
+    a = getattr(r, "agreement", None)
+    if a is None:
+        if r.agreement_top1 is None:
+            return []
+        mark = OK if r.agreement_top1 >= 0.9 else BAD
+        return [f"{mark} top-1 agreement with the float model: {r.agreement_top1:.1%} on "
+                f"{r.agreement_images} held-out images"]
+    mark = OK if a.strict >= 0.9 and not a.thin else BAD
+    conf = (f", {a.confident:.1%} where float p >= 0.5 ({a.confident_inputs})"
+            if a.confident_inputs else "")
+    lines = [f"{mark} int8 top-1 = float top-1 on {a.strict:.1%} of {a.inputs} inputs never "
+             f"calibrated on ({a.with_ties:.1%} counting ties{conf}; float top-1 in int8 top-5 "
+             f"{a.in_top5:.1%})", f"  inputs: {a.description}"]
+    if a.thin:
+        lines.append(f"  {a.note}")
+    return lines
+
+
+def _keep_float_line(r: Any) -> list[str]:
+    k = getattr(r, "keep_float", None)
+    if not k:
         return []
-    mark = OK if r.agreement_top1 >= 0.9 else BAD
-    return [f"{mark} top-1 agreement with the float model: {r.agreement_top1:.1%} on "
-            f"{r.agreement_images} held-out images"]
+    ratio = f" and {k.latency_ratio:.2f}x the all-int8 latency" if k.latency_ratio else ""
+    return [f"{OK} float layers cost {k.size_bytes - k.size_bytes_all_int8:+,} bytes{ratio}"]
 
 
 def _edgetpu_lines(r: Any) -> list[str]:
@@ -308,7 +327,8 @@ def _warning_lines(r: Any) -> list[str]:
 
 
 SUMMARY_LINES: list[Callable[[Any], list[str]]] = [
-    _model_line, _calibration_line, _recipe_line, _agreement_line, _edgetpu_lines, _warning_lines]
+    _model_line, _calibration_line, _recipe_line, _keep_float_line, _agreement_line,
+    _edgetpu_lines, _warning_lines]
 
 
 def summary(report: Any, written: Sequence[str], problems: Sequence[str] = ()) -> str:

@@ -1,0 +1,169 @@
+"""int8 recipes × fidelity, size, latency and cost, for EfficientNet-Lite0–2 (ImageNet weights).
+
+One table per model, every figure measured in this run:
+
+* calibration: a folder of ``--calib-crops`` random crops (25-100 % of the area, native
+  resolution, PNG) of the nine default-set photos, drawn with seed 11; ``efficientnet-convert``
+  holds 20 % of the folder's files out (its own agreement report) and calibrates on the rest.
+  Row "default set": the offline default calibration set instead (``calibration=None``).
+* evaluation: :func:`calibration.fidelity_set`: ``--n-default`` crops (10-100 % of the area,
+  half mirrored) of the same nine photos drawn with seed 2026, plus ``--n-heldout`` crops of
+  three photos that are in no calibration set (astronaut, clock_motion, coins). No evaluation
+  input is a calibration input; the held-out photos are never calibrated on.
+* strict: int8 top-1 == float top-1; ties: also agrees when the int8 top score is shared by the
+  float top-1 class (uint8 outputs make exact ties); confident: strict where float p >= 0.5;
+  in top-5: float top-1 inside int8 top-5; unseen: strict on the held-out photos' crops alone;
+  size: of the fp32 .tflite; latency: median XNNPACK latency / plain int8 (ptq), interleaved;
+  recipe s: the recipe's own time; convert s: the whole int8 conversion.
+
+    python benchmarks/int8_recipes.py                       # lite0-2, about 1 h on 2 cores
+    python benchmarks/int8_recipes.py --models lite0 --recipes ptq gptq+bias-correction
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+RECIPES = ["ptq", "bias-correction", "gptq", "gptq+bias-correction", "gptq+bias-correction+bias-tune"]
+CALIB_SEED = 11
+
+
+def write_calibration_folder(folder: str, n: int, seed: int = CALIB_SEED) -> None:
+    """``n`` random crops (25-100 % of the area) of the default-set photos, at native resolution."""
+    from PIL import Image
+
+    from edge.preprocess import open_image
+    from edge.samples import sample_photos
+
+    rng = np.random.default_rng(seed)
+    photos = sample_photos("default")
+    for i in range(n):
+        p = photos[i % len(photos)]
+        img = open_image(p.path)
+        w, h = img.size
+        a = rng.uniform(0.25, 1.0) * w * h
+        r = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        cw, ch = int(min(w, round(np.sqrt(a * r)))), int(min(h, round(np.sqrt(a / r))))
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = img.crop((x0, y0, x0 + cw, y0 + ch))
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        crop.save(os.path.join(folder, f"{p.name}_{i:04d}.png"))
+
+
+def scores(model: bytes, pixels: np.ndarray) -> np.ndarray:
+    from edge import EdgeClassifier
+
+    with EdgeClassifier(model, top_k=5) as clf:
+        return np.stack([clf.scores(img) for img in pixels])
+
+
+def row(name: str, data: bytes, report, ref: np.ndarray, fset, fp32_size: int, plain: bytes | None,
+        seconds: float) -> dict:
+    from converters.tflite import latency_ratio
+    from edge.evaluate import agreement_summary, output_quantization
+
+    q = scores(data, fset.pixels)
+    s = agreement_summary(ref, q, output_quantization(data))
+    unseen = fset.groups["held-out photos"]
+    u = agreement_summary(ref[unseen], q[unseen], output_quantization(data))
+    rec = report.recipe
+    return {"recipe": name, "strict": s.agree, "ties": s.agree_ties, "confident": s.confident_agree,
+            "confident_inputs": s.confident, "in_top5": s.ref_in_top5, "unseen_strict": u.agree,
+            "unseen_ties": u.agree_ties, "kl_mean": s.kl_mean,
+            "size_of_fp32": len(data) / fp32_size,
+            "latency_vs_ptq": latency_ratio(data, plain or data, fset.pixels[0], runs=50),
+            "recipe_seconds": rec.seconds if rec else 0.0, "convert_seconds": round(seconds, 1),
+            "report_agreement": report.agreement.strict if report.agreement else None,
+            "report_inputs": report.agreement.inputs if report.agreement else 0}
+
+
+def print_table(model: str, rows: list[dict]) -> None:
+    print(f"\n{model}: int8 vs its float model")
+    print("| recipe | strict | ties | confident (n) | in top-5 | unseen photos strict / ties "
+          "| size/fp32 | latency/ptq | recipe s | convert s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['recipe']} | {r['strict']:.1%} | {r['ties']:.1%} | {r['confident']:.1%} "
+              f"({r['confident_inputs']}) | {r['in_top5']:.1%} | {r['unseen_strict']:.1%} / "
+              f"{r['unseen_ties']:.1%} | {r['size_of_fp32']:.1%} | {r['latency_vs_ptq']:.2f}x | "
+              f"{r['recipe_seconds']:.0f} | {r['convert_seconds']:.0f} |")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["lite0", "lite1", "lite2"])
+    ap.add_argument("--recipes", nargs="+", default=RECIPES)
+    ap.add_argument("--keep-float", default="auto",
+                    help="also run the default recipe with this keep_float ('' to skip)")
+    ap.add_argument("--no-default-set", action="store_true", help="skip the default-set row")
+    ap.add_argument("--calib-crops", type=int, default=300)
+    ap.add_argument("--n-default", type=int, default=500)
+    ap.add_argument("--n-heldout", type=int, default=100)
+    ap.add_argument("--json", default="out/int8_recipes.json")
+    args = ap.parse_args()
+
+    from calibration import fidelity_set
+    from converters.efficientnet import create_model
+    from converters.recipes import DEFAULT_RECIPE
+    from converters.tflite import convert
+    from edge.sysinfo import cpu_line
+    from edge.variants import preprocess_spec
+
+    print(cpu_line())
+    results = {"cpu": cpu_line(), "models": {}}
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        write_calibration_folder(folder, args.calib_crops)
+        for name in args.models:
+            spec = preprocess_spec(name)
+            model = create_model(name, weights="imagenet")
+            fset = fidelity_set(spec, args.n_default, args.n_heldout)
+            ref = np.asarray(model.predict(fset.pixels.astype(np.float32), verbose=0, batch_size=16))
+            fp32, _ = convert(model, "fp32")
+            print(f"\n{name}: evaluated on {fset.description}; calibrated on {args.calib_crops} "
+                  f"crops (seed {CALIB_SEED}, 25-100 % of the area) of the default-set photos, "
+                  f"80 % of the files")
+            rows, plain = [], None
+            runs = [(r, folder, None) for r in args.recipes]
+            if args.keep_float:
+                runs.append((DEFAULT_RECIPE, folder, args.keep_float))
+            if not args.no_default_set:
+                runs.append((DEFAULT_RECIPE, None, None))
+            for recipe, calib, keep in runs:
+                t = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    data, report = convert(model, "int8", calibration=calib, recipe=recipe,
+                                           num_samples=args.calib_crops, keep_float=keep or None,
+                                           layer_report=0)
+                seconds = time.perf_counter() - t
+                if recipe == "ptq" and calib is folder and not keep:
+                    plain = data
+                kept = ", ".join(report.keep_float.layers) if report.keep_float else "none chosen"
+                label = recipe + (f" + keep-float {keep} ({kept})" if keep else "") + (
+                    " (default set)" if calib is None else "")
+                rows.append(row(label, data, report, ref, fset, len(fp32), plain, seconds))
+                results["models"][name] = {"evaluation": fset.description, "rows": rows}
+                with open(args.json + ".tmp", "w") as f:
+                    json.dump(results, f, indent=1)
+                os.replace(args.json + ".tmp", args.json)
+                print(f"  {label}: strict {rows[-1]['strict']:.1%} ({time.strftime('%H:%M')}, "
+                      f"load {os.getloadavg()[0]:.1f})", flush=True)
+            print_table(name, rows)
+    print(f"\n{cpu_line()}\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
