@@ -36,6 +36,7 @@ def folder_throughput(model: str, files: list[str], chunk: int, with_mediapipe: 
     """Per-method total seconds and per-chunk ratios, methods run chunk by chunk."""
     methods = {}
     clf = EdgeClassifier(model)
+    mpc = None
     methods["loop"] = lambda fs: [clf.predict(f) for f in fs]
     methods["pipeline"] = lambda fs: list(clf.predict_iter(fs))
     methods["pipeline, 1 interpreter"] = lambda fs: list(clf.predict_iter(fs, interpreters=1))
@@ -59,6 +60,8 @@ def folder_throughput(model: str, files: list[str], chunk: int, with_mediapipe: 
             secs[name].append(time.perf_counter() - t0)
             assert len(out) == len(part)
     clf.close()
+    if mpc is not None:
+        mpc.close()  # else its __del__ fails at interpreter exit (TypeError from a torn-down module)
     return {k: np.array(v) for k, v in secs.items()}
 
 
