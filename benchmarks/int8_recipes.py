@@ -82,7 +82,7 @@ def row(name: str, data: bytes, report, ref: np.ndarray, fset, fp32_size: int, p
             "confident_inputs": s.confident, "in_top5": s.ref_in_top5, "unseen_strict": u.agree,
             "unseen_ties": u.agree_ties, "kl_mean": s.kl_mean,
             "size_of_fp32": len(data) / fp32_size,
-            "latency_vs_ptq": latency_ratio(data, plain or data, fset.pixels[0], runs=50),
+            "latency_vs_ptq": latency_ratio(data, plain, fset.pixels[0], runs=50) if plain else None,
             "recipe_seconds": rec.seconds if rec else 0.0, "convert_seconds": round(seconds, 1),
             "report_agreement": report.agreement.strict if report.agreement else None,
             "report_inputs": report.agreement.inputs if report.agreement else 0}
@@ -94,9 +94,10 @@ def print_table(model: str, rows: list[dict]) -> None:
           "| size/fp32 | latency/ptq | recipe s | convert s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        latency = "–" if r["latency_vs_ptq"] is None else f"{r['latency_vs_ptq']:.2f}x"
         print(f"| {r['recipe']} | {r['strict']:.1%} | {r['ties']:.1%} | {r['confident']:.1%} "
               f"({r['confident_inputs']}) | {r['in_top5']:.1%} | {r['unseen_strict']:.1%} / "
-              f"{r['unseen_ties']:.1%} | {r['size_of_fp32']:.1%} | {r['latency_vs_ptq']:.2f}x | "
+              f"{r['unseen_ties']:.1%} | {r['size_of_fp32']:.1%} | {latency} | "
               f"{r['recipe_seconds']:.0f} | {r['convert_seconds']:.0f} |")
     sys.stdout.flush()
 
@@ -104,7 +105,8 @@ def print_table(model: str, rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["lite0", "lite1", "lite2"])
-    ap.add_argument("--recipes", nargs="+", default=RECIPES)
+    ap.add_argument("--recipes", nargs="*", default=RECIPES,
+                    help="recipes to run on the folder (none: only the keep-float / default-set rows)")
     ap.add_argument("--keep-float", default="auto",
                     help="also run the default recipe with this keep_float ('' to skip)")
     ap.add_argument("--no-default-set", action="store_true", help="skip the default-set row")
@@ -114,7 +116,7 @@ def main() -> None:
     ap.add_argument("--json", default="out/int8_recipes.json")
     args = ap.parse_args()
 
-    from calibration import fidelity_set
+    from calibration import DEFAULT_NUM_SAMPLES, fidelity_set
     from converters.efficientnet import create_model
     from converters.recipes import DEFAULT_RECIPE
     from converters.tflite import convert
@@ -136,24 +138,26 @@ def main() -> None:
                   f"crops (seed {CALIB_SEED}, 25-100 % of the area) of the default-set photos, "
                   f"80 % of the files")
             rows, plain = [], None
-            runs = [(r, folder, None) for r in args.recipes]
+            runs = [(r, folder, "none") for r in args.recipes]  # recipes alone: all int8
             if args.keep_float:
                 runs.append((DEFAULT_RECIPE, folder, args.keep_float))
             if not args.no_default_set:
-                runs.append((DEFAULT_RECIPE, None, None))
+                runs.append((None, None, "default"))  # convert()'s defaults, default set
             for recipe, calib, keep in runs:
                 t = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     data, report = convert(model, "int8", calibration=calib, recipe=recipe,
-                                           num_samples=args.calib_crops, keep_float=keep or None,
+                                           num_samples=args.calib_crops if calib else
+                                           DEFAULT_NUM_SAMPLES, keep_float=keep,
                                            layer_report=0)
                 seconds = time.perf_counter() - t
-                if recipe == "ptq" and calib is folder and not keep:
+                if recipe == "ptq" and calib is folder:
                     plain = data
                 kept = ", ".join(report.keep_float.layers) if report.keep_float else "none chosen"
-                label = recipe + (f" + keep-float {keep} ({kept})" if keep else "") + (
-                    " (default set)" if calib is None else "")
+                label = report.recipe.recipe + ("" if keep == "none" else f" + keep-float auto ({kept})")
+                if calib is None:
+                    label = f"defaults, default set: {label}"
                 rows.append(row(label, data, report, ref, fset, len(fp32), plain, seconds))
                 results["models"][name] = {"evaluation": fset.description, "rows": rows}
                 with open(args.json + ".tmp", "w") as f:

@@ -49,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", metavar="NAME",
                    help="int8 recovery recipe: 'ptq' or steps joined with '+', e.g. "
                         "'gptq+bias-tune' (default: the converter's default recipe)")
-    c.add_argument("--keep-float", nargs="+", metavar="auto|N|LAYER",
-                   help="mixed precision: leave layers in float: 'auto', the N most sensitive "
-                        "layers, or Keras layer names")
+    c.add_argument("--keep-float", nargs="+", metavar="auto|none|N|LAYER",
+                   help="mixed precision: layers left in float: 'auto' (default: the few layers "
+                        "plain int8 hurts most), 'none' (full integer; always with --edgetpu), "
+                        "the N most sensitive layers, or Keras layer names")
     io = p.add_argument_group("input/output")
     io.add_argument("--input-type", choices=[t.value for t in IOType],
                     help="int8 model input type (default uint8)")
@@ -126,15 +127,14 @@ def weights_classes(path: str) -> int | None:
 def _keep_float(values: list[str] | None) -> str | int | list[str] | None:
     if not values:
         return None
-    if len(values) == 1 and values[0].lower() == "auto":
-        return "auto"
+    if len(values) == 1 and values[0].lower() in ("auto", "none"):
+        return values[0].lower()
     if len(values) == 1 and values[0].isdigit():
-        if int(values[0]) < 1:
-            raise ValueError("--keep-float N needs N >= 1")
-        return int(values[0])
-    odd = [v for v in values if v.lower() == "auto" or v.isdigit()]
+        return int(values[0]) or "none"
+    odd = [v for v in values if v.lower() in ("auto", "none") or v.isdigit()]
     if odd:
-        raise ValueError(f"--keep-float takes 'auto', one number, or Keras layer names, not {' '.join(values)}")
+        raise ValueError(f"--keep-float takes 'auto', 'none', one number, or Keras layer names, "
+                         f"not {' '.join(values)}")
     return list(values)
 
 

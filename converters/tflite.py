@@ -99,6 +99,16 @@ def rebuild(model: Any, include_preprocessing: bool | None = None) -> Any:
     return copy
 
 
+def clone(model: Any) -> Any:
+    """An independent copy of a Keras model (same layer names and weights): recipes change the
+    copy, never the caller's model."""
+    from .efficientnet import _keras  # noqa: PLC0415
+
+    copy = _keras().models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def strip_normalization(model: Any) -> Any:
     """The same network without its in-graph ``normalization`` layer (weights shared by name)."""
     return rebuild(model, include_preprocessing=False)
@@ -141,7 +151,7 @@ def convert(
     holdout: float = HOLDOUT_SHARE,
     progress: Callable[[Iterable], Iterable] | None = None,
     recipe: str | None = None,
-    keep_float: Sequence[str] | str | int | None = None,
+    keep_float: Sequence[str] | str | int | None = "default",
     layer_report: int = LAYER_REPORT,
 ) -> tuple[bytes, ConversionReport]:
     """Convert a Keras EfficientNet of this package to TFLite with metadata.
@@ -160,8 +170,10 @@ def convert(
             agreement with the float model (0: none); see :func:`calibration.load_calibration`.
         recipe: int8 recovery recipe (:mod:`converters.recipes`), e.g. ``"gptq+bias-correction"``;
             None = the default recipe, ``"ptq"`` = plain post-training quantisation.
-        keep_float: int8 mixed precision: ``"auto"``, a number of most sensitive layers, or
-            Keras layer names to leave in float.
+        keep_float: int8 mixed precision: ``"auto"`` (the layers plain int8 hurts most, at most
+            AUTO_FLOAT_MAX), a number of such layers, or Keras layer names to leave in float;
+            None / 0 / ``"none"``: every layer int8 (full integer). ``"default"``: ``"auto"`` for
+            int8, none in Edge TPU mode (integer ops only) and for other precisions.
         layer_report: how many of the worst quantised tensors the report lists (int8; 0: none).
 
     Returns:
@@ -185,6 +197,9 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
              holdout: float, progress: Any, recipe: str | None, keep_float: Any,
              layer_report: int) -> tuple[bytes, ConversionReport]:
     t0 = time.perf_counter()
+    if isinstance(keep_float, str) and keep_float.lower() in ("default", "none", "0"):
+        default = keep_float.lower() == "default"
+        keep_float = "auto" if default and precision is Precision.INT8 and not edgetpu else None
     name = model_name(model)
     spec: PreprocessSpec = preprocess_spec(name)
     size = int(model.input_shape[1])
@@ -222,7 +237,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
     # so the normalisation ops are cut off and raw pixels go straight into the stem conv.
     # B models keep it: no single scale expresses a per-channel mean/std.
     strip = precision is Precision.INT8 and get_variant(name).family == "lite"
-    net = strip_normalization(model) if strip else (rebuild(model) if steps else model)
+    net = strip_normalization(model) if strip else (clone(model) if steps else model)
     if precision is Precision.INT8:
         names = {q.name for q in quant_layers(net)}
         if isinstance(keep_float, (list, tuple)) and set(keep_float) - names:
@@ -288,7 +303,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             chosen, how = choose_float_layers(keep_float, [])
 
         if steps:
-            reference = rebuild(net)
+            reference = clone(net)
             recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed,
                                          skip=chosen)
             if layer_report and float_ref is None:

@@ -76,7 +76,7 @@ def test_checkable_mistakes_fail_before_the_tensorflow_import(tmp_path):
         (["--calibration", str(tmp_path)], "--calibration is only used with --int8"),
         (["--int8", "--num-calibration", "0"], "--num-calibration must be >= 1"),
         (["--keep-float", "auto"], "--keep-float is only used with --int8"),
-        (["--int8", "--keep-float", "auto", "stem_conv"], "--keep-float takes 'auto', one number"),
+        (["--int8", "--keep-float", "auto", "stem_conv"], "--keep-float takes 'auto', 'none', one number"),
         (["--int8", "--recipe", "gptq+magic"], "unknown recipe step 'magic'"),
         (["--recipe", "gptq"], "--recipe is only used with --int8"),
         (["--labels", str(tmp_path / "missing.txt")], f"labels file {tmp_path / 'missing.txt'}: no such file"),
