@@ -149,7 +149,8 @@ def test_converter_keeps_weights_already_on_its_int8_grid(lite0_imagenet):
     layers = {q.name: q for q in quant_layers(net)}
     for q in layers.values():
         write_folded(net, q, round_to_grid(read_folded(net, q).rows))
-    data, _ = convert(net, "int8", recipe="ptq", num_samples=8, holdout=0, layer_report=0)
+    data, _ = convert(net, "int8", recipe="ptq", keep_float="none", num_samples=8, holdout=0,
+                      layer_report=0)
     it = Interpreter(model_content=data)
     it.allocate_tensors()
     ops = sorted(it._get_ops_details(), key=lambda o: o["index"])
@@ -192,7 +193,8 @@ def b0_random():
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "dynamic", "int8"])
 def test_b0_converts_to_every_precision(b0_random, photos, precision):
-    data, report = convert(b0_random, precision, num_samples=16, holdout=0)
+    kw = {"keep_float": "none"} if precision == "int8" else {}  # full integer, as the test says
+    data, report = convert(b0_random, precision, num_samples=16, holdout=0, **kw)
     assert report.precision == precision and report.size_bytes == len(data)
     assert report.normalization_in_graph  # B keeps its per-channel mean/std
     x = centre_crops(photos, "b0")[:3]
@@ -217,7 +219,7 @@ def test_b0_converts_to_every_precision(b0_random, photos, precision):
 def test_int8_io_types_and_edgetpu_report(b0_random):
     small = create_model("lite0", input_size=96)
     data, report = convert(small, "int8", input_type="int8", output_type="float32", num_samples=8, holdout=0,
-                           recipe="ptq")
+                           recipe="ptq", keep_float="none")
     assert report.input.dtype == "int8" and report.output.dtype == "float32"
     assert report.input.zero_point == -1 and report.input.scale == pytest.approx(1 / 128)
     data, report = convert(small, "int8", edgetpu=True, num_samples=8, holdout=0, recipe="ptq")
