@@ -5,6 +5,7 @@ import os
 import re
 import tempfile
 import time
+from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -28,6 +29,8 @@ LAYER_IMAGES = 16
 #: keep_float='auto': layers whose own int8 weights add this many output steps (RMS), or more.
 AUTO_FLOAT_ERROR = 2.0
 AUTO_FLOAT_MAX = 3
+#: Calibration images of the plain int8 model that ranks the layers for keep_float auto/N.
+RANK_IMAGES = 128
 
 
 def model_name(model: Any) -> str:
@@ -280,8 +283,9 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         def net_inputs(p: np.ndarray) -> np.ndarray:
             return (p.astype(np.float32) - mean) / std
 
-        def representative() -> Iterable[list[np.ndarray]]:
-            for x in (progress(pixels) if progress else pixels):
+        def representative(limit: int | None = None) -> Iterable[list[np.ndarray]]:
+            chosen = pixels[:limit]
+            for x in (progress(chosen) if progress else chosen):
                 yield [net_inputs(x)[None]]
 
         def plain_int8(calibrated_model: bytes, float_layers: Sequence[str] = ()) -> bytes:
@@ -296,7 +300,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             # (a recipe's rounding hides exactly the error the ranking looks for).
             from edge.layers import layer_errors  # noqa: PLC0415
 
-            plain = tflite(net, Precision.INT8, representative)
+            plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
             float_ref = plain
             chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe))
         elif keep_float:
