@@ -297,7 +297,7 @@ def _agreement_line(r: Any) -> list[str]:
             if a.confident_inputs else "")
     lines = [f"{mark} int8 top-1 = float top-1 on {a.strict:.1%} of {a.inputs} inputs never "
              f"calibrated on ({a.with_ties:.1%} counting ties{conf}; float top-1 in int8 top-5 "
-             f"{a.in_top5:.1%})", f"  inputs: {a.description}"]
+             f"{a.in_top5:.1%})", f"  {a.description}"]
     if a.thin:
         lines.append(f"  {a.note}")
     return lines
