@@ -51,3 +51,16 @@ def converted(tmp_path_factory, photos):
         assert rc == 0
         paths[precision] = (str(path), json.loads(report.read_text()))
     return paths
+
+
+@pytest.fixture(scope="session")
+def full_int8(tmp_path_factory, lite0_imagenet):
+    """lite0 as plain full-integer int8 (recipe 'ptq', no float layers): the model the
+    per-layer report is about (the default conversion keeps its two worst layers in float)."""
+    from converters.tflite import convert
+
+    data, _ = convert(lite0_imagenet, "int8", recipe="ptq", keep_float="none", num_samples=120,
+                      holdout=0, layer_report=0)
+    path = tmp_path_factory.mktemp("full_int8") / "lite0_full_int8.tflite"
+    path.write_bytes(data)
+    return str(path)

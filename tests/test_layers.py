@@ -1,4 +1,5 @@
-"""edge.layers: the per-layer int8 error report on the real lite0 fp32/int8 pair and real photos."""
+"""edge.layers: the per-layer int8 error report on the real lite0 fp32 / full-integer int8 pair
+and real photos."""
 from __future__ import annotations
 
 import math
@@ -11,8 +12,8 @@ from edge.layers import (LayerMetric, LayerReportError, format_table, keras_laye
 
 
 @pytest.fixture(scope="module")
-def report(converted, photos):
-    return layer_errors(converted["fp32"][0], converted["int8"][0], [p.path for p in photos])
+def report(converted, full_int8, photos):
+    return layer_errors(converted["fp32"][0], full_int8, [p.path for p in photos])
 
 
 def test_every_keras_conv_and_dense_layer_is_reported_by_name(report, lite0_imagenet):
@@ -50,14 +51,14 @@ def test_isolated_weight_noise_explains_the_stem_error(report):
     assert stem.rmse_in_scales <= expected * 1.02  # clipping only removes error
 
 
-def test_output_error_equals_a_hand_computation(report, converted, photos):
+def test_output_error_equals_a_hand_computation(report, converted, full_int8, photos):
     from ai_edge_litert.interpreter import Interpreter
 
     from edge.preprocess import preprocess
     from edge.variants import preprocess_spec
 
     outs = []
-    for path, dtype in ((converted["fp32"][0], np.float32), (converted["int8"][0], np.uint8)):
+    for path, dtype in ((converted["fp32"][0], np.float32), (full_int8, np.uint8)):
         it = Interpreter(model_path=path)
         it.allocate_tensors()
         o = it.get_output_details()[0]
@@ -76,13 +77,13 @@ def test_output_error_equals_a_hand_computation(report, converted, photos):
     assert out.sqnr_db == pytest.approx(10 * np.log10(np.sum(outs[0] ** 2) / np.sum(err ** 2)), rel=1e-4)
 
 
-def test_xnnpack_intermediates_match_the_builtin_kernels(converted, photos):
+def test_xnnpack_intermediates_match_the_builtin_kernels(converted, full_int8, photos):
     """preserve_all_tensors with XNNPACK must give real intermediate values: the built-in
     reference kernels (XNNPACK off) tell the same story, tensor by tensor. (The final softmax
     differs by a few dB between the two kernel sets; the output is checked by hand above.)"""
     paths = [p.path for p in photos[:2]]
-    fast = {e.tensor: e for e in layer_errors(converted["fp32"][0], converted["int8"][0], paths)}
-    ref = layer_errors(converted["fp32"][0], converted["int8"][0], paths, delegate="cpu")
+    fast = {e.tensor: e for e in layer_errors(converted["fp32"][0], full_int8, paths)}
+    ref = layer_errors(converted["fp32"][0], full_int8, paths, delegate="cpu")
     assert len(ref) == len(fast)
     for e in (e for e in ref if e.keras_layer != "output"):
         f = fast[e.tensor]
@@ -91,19 +92,19 @@ def test_xnnpack_intermediates_match_the_builtin_kernels(converted, photos):
             assert f.weight_noise_in_scales == pytest.approx(e.weight_noise_in_scales, rel=0.02)
 
 
-def test_table_top_n_and_errors(converted, photos):
-    top3 = layer_errors(converted["fp32"][0], converted["int8"][0], [photos[0].path], top=3)
+def test_table_top_n_and_errors(converted, full_int8, photos):
+    top3 = layer_errors(converted["fp32"][0], full_int8, [photos[0].path], top=3)
     assert len(top3) == 3
     table = format_table(top3)
     assert len(table.splitlines()) == 5 and "stem_conv+stem_bn+stem_activation" in table
     with pytest.raises(LayerReportError, match="fp32 model first"):
-        layer_errors(converted["int8"][0], converted["int8"][0], [photos[0].path])
+        layer_errors(full_int8, full_int8, [photos[0].path])
     with pytest.raises(LayerReportError, match="no quantised tensor"):
         layer_errors(converted["fp32"][0], converted["fp32"][0], [photos[0].path])
     with pytest.raises(ValueError, match="at least one image"):
-        layer_errors(converted["fp32"][0], converted["int8"][0], [])
+        layer_errors(converted["fp32"][0], full_int8, [])
     with pytest.raises(FileNotFoundError):
-        layer_errors("missing.tflite", converted["int8"][0], [photos[0].path])
+        layer_errors("missing.tflite", full_int8, [photos[0].path])
 
 
 def test_keras_layer_names_from_tensor_names():
