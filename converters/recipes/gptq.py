@@ -28,19 +28,28 @@ def _upper_inverse_cholesky(h: np.ndarray, damp: float) -> np.ndarray:
     return np.linalg.cholesky(np.linalg.inv(h)).T
 
 
+def _grid(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A float64 copy of ``rows``, each channel's grid scale (1 where the channel is dead), the
+    live channels, and where each channel's largest weight sits and its value (pinned)."""
+    w = np.array(rows, dtype=np.float64)
+    s = grid_scales(w)
+    pin = np.abs(w).argmax(axis=1)
+    return w, np.where(s > 0, s, 1.0), live_channels(w), pin, w[np.arange(len(w)), pin].copy()
+
+
+def _dequantised(q: np.ndarray, safe: np.ndarray, live: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Integers × scale for live channels; dead channels as they were."""
+    return np.where(live[:, None], q * safe[:, None], rows)
+
+
 def gptq_rows(rows: np.ndarray, hessian: np.ndarray, damp: float = DAMP,
               block: int = BLOCK) -> np.ndarray:
     """Round ``rows`` (channels × fan_in) sharing one input Hessian (fan_in × fan_in).
 
     Returns the dequantised rows (integers × scale); dead channels come back unchanged.
     """
-    w = np.array(rows, dtype=np.float64)
-    n, d = w.shape
-    s = grid_scales(w)
-    live = live_channels(w)
-    safe = np.where(s > 0, s, 1.0)
-    pin = np.abs(w).argmax(axis=1)
-    pinned = w[np.arange(n), pin].copy()
+    w, safe, live, pin, pinned = _grid(rows)
+    d = w.shape[1]
     u = _upper_inverse_cholesky(hessian, damp)
     q = np.zeros_like(w)
     for i1 in range(0, d, block):
@@ -59,19 +68,13 @@ def gptq_rows(rows: np.ndarray, hessian: np.ndarray, damp: float = DAMP,
         w[:, i2:] -= err @ u[i1:i2, i2:]
         ahead = pin >= i2
         w[ahead, pin[ahead]] = pinned[ahead]
-    out = q * safe[:, None]
-    return np.where(live[:, None], out, rows)
+    return _dequantised(q, safe, live, rows)
 
 
 def gptq_depthwise(rows: np.ndarray, hessians: np.ndarray, damp: float = DAMP) -> np.ndarray:
     """Round depthwise rows (channels × taps), each channel with its own Hessian (C × K × K)."""
-    w = np.array(rows, dtype=np.float64)
-    c, k = w.shape
-    s = grid_scales(w)
-    live = live_channels(w)
-    safe = np.where(s > 0, s, 1.0)
-    pin = np.abs(w).argmax(axis=1)
-    pinned = w[np.arange(c), pin].copy()
+    w, safe, live, pin, pinned = _grid(rows)
+    k = w.shape[1]
     h = np.array(hessians, dtype=np.float64)
     diag = np.einsum("cii->ci", h)
     h[:, np.arange(k), np.arange(k)] += (damp * diag.mean(axis=1) + 1e-12)[:, None]
@@ -84,8 +87,7 @@ def gptq_depthwise(rows: np.ndarray, hessians: np.ndarray, damp: float = DAMP) -
         w[:, i:] -= e[:, None] * u[:, i, i:]
         ahead = pin > i
         w[ahead, pin[ahead]] = pinned[ahead]
-    out = q * safe[:, None]
-    return np.where(live[:, None], out, rows)
+    return _dequantised(q, safe, live, rows)
 
 
 #: Ridge toward the float weights when solving the asymmetric target (fraction of mean diag H).
