@@ -18,6 +18,7 @@ One table per model, every figure measured in this run:
 
     python benchmarks/int8_recipes.py                       # lite0-2, about 1 h on 2 cores
     python benchmarks/int8_recipes.py --models lite0 --recipes ptq gptq+bias-correction
+    python benchmarks/int8_recipes.py --models lite1 lite2 --recipes --no-default-set  # keep-float rows
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-RECIPES = ["ptq", "bias-correction", "gptq", "gptq+bias-correction", "gptq+bias-correction+bias-tune"]
+RECIPES = ["ptq", "bias-correction", "gptq", "gptq+bias-correction", "gptq+bias-correction+bias-tune",
+           "gptq+bias-correction+qat"]
 CALIB_SEED = 11
 
 
@@ -108,7 +110,9 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="*", default=RECIPES,
                     help="recipes to run on the folder (none: only the keep-float / default-set rows)")
     ap.add_argument("--keep-float", default="auto",
-                    help="also run the default recipe with this keep_float ('' to skip)")
+                    help="also run --keep-float-recipes with this keep_float ('' to skip)")
+    ap.add_argument("--keep-float-recipes", nargs="*", default=None,
+                    help="recipes run with --keep-float (default: the default recipe, and it + qat)")
     ap.add_argument("--no-default-set", action="store_true", help="skip the default-set row")
     ap.add_argument("--calib-crops", type=int, default=300)
     ap.add_argument("--n-default", type=int, default=500)
@@ -140,7 +144,9 @@ def main() -> None:
             rows, plain = [], None
             runs = [(r, folder, "none") for r in args.recipes]  # recipes alone: all int8
             if args.keep_float:
-                runs.append((DEFAULT_RECIPE, folder, args.keep_float))
+                keep_recipes = (args.keep_float_recipes if args.keep_float_recipes is not None
+                                else [DEFAULT_RECIPE, f"{DEFAULT_RECIPE}+qat"])
+                runs += [(r, folder, args.keep_float) for r in keep_recipes]
             if not args.no_default_set:
                 runs.append((None, None, "default"))  # convert()'s defaults, default set
             for recipe, calib, keep in runs:

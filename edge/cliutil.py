@@ -322,7 +322,9 @@ def _can_fork() -> bool:
         return False
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies (a worker never outlives a killed
+    CLI)."""
     with contextlib.suppress(Exception):  # Linux only; elsewhere an orphan finishes its work
         import ctypes  # noqa: PLC0415
 
@@ -357,7 +359,7 @@ def _worker(work: Callable[[], Any], scratch: str, write_fd: int, old_mask: Any)
         for sig in (signal.SIGINT, signal.SIGTERM):  # the parent decides when to stop
             signal.signal(sig, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        _die_with_parent()
+        die_with_parent()
         _manifest = os.path.join(scratch, ".cleanup")
         tempfile.tempdir = scratch
         os.environ["TMPDIR"] = scratch

@@ -78,7 +78,7 @@ def run(tmp_path_factory):
     child = Child([str(root / "digits"), "--model", "lite0", "--output", str(out),
                    "--input-size", str(SIZE), "--head-epochs", "1", "--epochs", "1",
                    "--batch-size", "16", "--learning-rate", "3e-3", "--test-split", "0.2",
-                   "--num-calibration", "32", "--quiet"],
+                   "--num-calibration", "32", "--qat", "--quiet"],
                   env={"EFFICIENTNET_EDGE_TEST_WRITE_DELAY": "3"})
     child.wait_for("last.npz", count=2)
     os.kill(child.proc.pid, signal.SIGKILL)
@@ -150,10 +150,13 @@ def test_every_output_is_written_whole(run):
     assert f"| int8 .tflite | {100 * report['quantized_accuracy']:.1f} % |" in md
     assert report["conversion"]["input"]["dtype"] == "uint8"
     assert report["conversion"]["calibration_samples"] == 32
-    # no --recipe: the report names the recipe the converter applied (its default), not None
+    # no --recipe, --qat: the converter's default recipe, then quantisation-aware fine-tuning
     from converters.recipes import DEFAULT_RECIPE
-    assert report["recipe"] == report["conversion"]["recipe"]["recipe"] == DEFAULT_RECIPE
-    assert f"int8 recipe applied by the converter: `{DEFAULT_RECIPE}`" in md
+    applied = f"{DEFAULT_RECIPE}+qat"
+    assert report["recipe"] == report["conversion"]["recipe"]["recipe"] == applied
+    assert f"int8 recipe applied by the converter: `{applied}`" in md
+    qat = [s for s in report["conversion"]["recipe"]["steps"] if s["step"] == "qat"]
+    assert len(qat) == 1 and qat[0]["images"] == 32 and qat[0]["seconds"] > 0
 
 
 def test_the_report_holds_what_edgeclassifier_measures_on_the_test_split(run):

@@ -170,13 +170,15 @@ def test_options_name_the_bad_flag():
     with pytest.raises(TrainingError, match="--qat"):
         TrainOptions(data="d", output="o", qat=True, precision="fp16").validate()
     assert TrainOptions(data="d", output="o", qat=True).int8_recipe == "gptq+bias-correction+qat"
-    with pytest.raises(TrainingError, match="qat.*not available"):  # says so before training
-        TrainOptions(data="d", output="o", qat=True).validate()
+    TrainOptions(data="d", output="o", qat=True).validate()  # the converter's qat step exists
+    with pytest.raises(TrainingError, match="unknown recipe step 'magic'"):  # before training
+        TrainOptions(data="d", output="o", qat=True, recipe="gptq+magic").validate()
     assert TrainOptions(data="d", output="o", qat=True, recipe="gptq").int8_recipe == "gptq+qat"
     assert TrainOptions(data="d", output="o", recipe="gptq+bias-tune").int8_recipe == "gptq+bias-tune"
 
 
-@pytest.mark.parametrize("recipe", ["gptq+bias-correction", "ptq", "gptq+bias-correction+bias-tune"])
+@pytest.mark.parametrize("recipe", ["gptq+bias-correction", "ptq", "gptq+bias-correction+bias-tune",
+                                    "gptq+bias-correction+qat"])
 def test_int8_advice_names_the_applied_recipe_and_a_fix_that_runs(recipe):
     import re
 
@@ -189,12 +191,12 @@ def test_int8_advice_names_the_applied_recipe_and_a_fix_that_runs(recipe):
                          quantized_accuracy=0.97, recipe=recipe)
     advice = int8_advice(report)
     assert f"recipe {recipe}" in advice and "2.0 pt" in advice
-    assert "--qat" not in advice  # refused up front: never advised
-    suggested = re.findall(r"--recipe (\S+)", advice)
+    assert ("--qat" in advice) == ("qat" not in recipe.split("+"))
+    suggested = re.findall(r"--recipe ([\w+-]+)", advice)
     for name in suggested:  # a recipe it suggests is one the converter accepts, and a new one
         parse_recipe(name)
         assert name != recipe
-    assert bool(suggested) == ("bias-tune" not in recipe)
+    assert bool(suggested) == ("bias-tune" not in recipe and "qat" not in recipe)
     report.quantized_accuracy = 0.985  # within 1 pt: no warning
     assert int8_advice(report) is None
 
@@ -207,7 +209,7 @@ def test_int8_advice_names_the_applied_recipe_and_a_fix_that_runs(recipe):
     ("ok", ["--fine-tune-blocks", "some"], "expected a number of blocks or 'all'"),
     ("ok", ["--resume"], "nothing to resume"),
     ("taken", [], "already holds a training run"),
-    ("ok", ["--qat"], "not available"),
+    ("ok", ["--qat", "--recipe", "gptq+magic"], "unknown recipe step 'magic'"),
 ])
 def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys, setup, args, message):
     data = tmp_path / "data"

@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the converter's int8 recipe: 'ptq' or steps joined with '+' "
                         f"(default {DEFAULT_RECIPE}, the converter's default)")
     e.add_argument("--qat", action="store_true",
-                   help="quantisation-aware fine-tuning before int8: not available in this "
-                        "version (refused before training starts)")
+                   help="fine-tune quantisation-aware (tfmot, distilled from the trained float "
+                        "model on training images) before the int8 export: adds the converter's "
+                        "'qat' step to the recipe")
     e.add_argument("--num-calibration", type=int, default=_D.num_calibration, metavar="N",
                    help=f"training images used to calibrate int8 (default {_D.num_calibration})")
     r = p.add_argument_group("run")

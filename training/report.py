@@ -96,10 +96,11 @@ def int8_advice(report: TrainReport) -> str | None:
     if report.quantized != "int8":
         return f"{report.quantized} loses {drop:.1f} pt of test accuracy against fp32"
     steps = (report.recipe or "").split("+")
-    fix = ("more calibration images (--num-calibration), or ship the fp32/fp16 model"
-           if "bias-tune" in steps else
-           "try --recipe gptq+bias-correction+bias-tune or more calibration images "
-           "(--num-calibration), or ship the fp32/fp16 model")
+    tries = [] if "qat" in steps else ["--qat (quantisation-aware fine-tuning)"]
+    if "bias-tune" not in steps and "qat" not in steps:
+        tries.append("--recipe gptq+bias-correction+bias-tune")
+    tries.append("more calibration images (--num-calibration)")
+    fix = "try " + ", ".join(tries) + ", or ship the fp32/fp16 model"
     return (f"int8 loses {drop:.1f} pt of test accuracy against float "
             f"({100 * report.quantized_accuracy:.1f} % vs {100 * report.float_accuracy:.1f} %"
             f"{f', recipe {report.recipe}' if report.recipe else ''}): {fix}")

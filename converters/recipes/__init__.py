@@ -20,7 +20,7 @@ class RecipeStep(str, Enum):
     GPTQ = "gptq"  # data-aware rounding of the BN-folded weights onto the converter's int8 grid
     BIAS_CORRECTION = "bias-correction"  # shift biases by the mean output error of int8 weights
     BIAS_TUNE = "bias-tune"  # fine-tune biases against the float model's outputs (distillation)
-    QAT = "qat"  # quantisation-aware fine-tuning: named so it is recognised; not available yet
+    QAT = "qat"  # quantisation-aware fine-tuning (tfmot on tf_keras), distilled from the float model
 
 
 #: Plain post-training quantisation: no recovery step.
@@ -29,9 +29,6 @@ PTQ = "ptq"
 #: ``python benchmarks/int8_recipes.py``). Bias tuning on top is more accurate on the calibration
 #: photos but less on others (it overfits a few hundred images), so it is opt-in.
 DEFAULT_RECIPE = "gptq+bias-correction"
-#: Steps that are recognised but not built yet: asking for one is a RecipeError up front.
-UNAVAILABLE = {"qat": "quantisation-aware training (qat) is not available in this version; "
-                      "use the default recipe (gptq+bias-correction) or add bias-tune"}
 
 
 class RecipeError(ValueError):
@@ -50,19 +47,30 @@ def parse_recipe(text: str | None) -> tuple[RecipeStep, ...]:
     if text in (PTQ, "none", ""):
         return ()
     steps = []
-    valid = ", ".join([PTQ] + [s.value for s in RecipeStep if s.value not in UNAVAILABLE])
+    valid = ", ".join([PTQ] + [s.value for s in RecipeStep])
     for part in text.split("+"):
         try:
             step = RecipeStep(part.strip())
         except ValueError:
             raise RecipeError(f"unknown recipe step {part.strip()!r} in {text!r}; valid: {valid}, "
                               "joined with '+'") from None
-        if step.value in UNAVAILABLE:
-            raise RecipeError(UNAVAILABLE[step.value])
+        if step is RecipeStep.QAT:
+            _check_qat_installed()
         if step in steps:
             raise RecipeError(f"recipe step {step.value!r} given twice in {text!r}")
         steps.append(step)
     return tuple(steps)
+
+
+def _check_qat_installed() -> None:
+    """``qat`` runs tfmot on tf_keras: say so up front (before any training) if either is missing."""
+    import importlib.util  # noqa: PLC0415
+
+    missing = [pkg for pkg, mod in (("tensorflow-model-optimization", "tensorflow_model_optimization"),
+                                    ("tf-keras", "tf_keras")) if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise RecipeError(f"recipe step 'qat' needs {' and '.join(missing)}: "
+                          "pip install 'efficientnet-edge[convert]'")
 
 
 @dataclass
@@ -114,8 +122,6 @@ def apply_recipe(net: Any, reference: Any, inputs: np.ndarray, steps: Iterable[R
     x = np.asarray(inputs, dtype=np.float32)[:RECIPE_IMAGES]
     report = RecipeReport(recipe_name([s for s in RecipeStep if s in steps]), images=len(x))
     layers = folding.quant_layers(net)
-    if RecipeStep.QAT in steps:
-        raise RecipeError(UNAVAILABLE["qat"])
     if steps & {RecipeStep.GPTQ, RecipeStep.BIAS_CORRECTION}:
         t = time.perf_counter()
         moved, shifts = [], []
@@ -160,6 +166,10 @@ def apply_recipe(net: Any, reference: Any, inputs: np.ndarray, steps: Iterable[R
         report.steps.append({"step": RecipeStep.BIAS_TUNE.value, "epochs": len(history),
                              "kl_first_epoch": round(history[0], 6), "kl_last_epoch": round(history[-1], 6),
                              "seconds": round(time.perf_counter() - t, 2)})
+    if RecipeStep.QAT in steps:
+        from .qat import qat_finetune  # noqa: PLC0415 - starts a tf_keras worker process
+
+        report.steps.append(qat_finetune(net, reference, x, skip=skip, seed=seed, progress=progress))
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
 

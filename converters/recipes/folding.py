@@ -42,16 +42,32 @@ class QuantLayer:
         return (self.name,) if self.bn is None else (self.name, self.bn)
 
 
-def _bn_after(model: Any, layer: Any) -> str | None:
-    """The BatchNormalization that consumes ``layer``'s output alone, if any."""
-    consumers = [n.operation for n in layer._outbound_nodes]  # noqa: SLF001 - Keras' graph
-    if len(consumers) == 1 and type(consumers[0]).__name__ == "BatchNormalization":
-        return consumers[0].name
-    return None
+def _histories(node: Any) -> Iterator[str]:
+    """Names of the layers whose outputs a serialised node reads (``keras_history`` entries)."""
+    if isinstance(node, dict):
+        if "keras_history" in node:
+            yield node["keras_history"][0]
+        for value in node.values():
+            yield from _histories(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _histories(value)
+
+
+def consumers(model: Any) -> dict[str, list[str]]:
+    """Layer name → the layers of ``model`` that read its output, from the model's own config:
+    unlike a layer's outbound nodes, blind to any other graph the layer was called in (recipes
+    call layers inside sub-models)."""
+    out: dict[str, list[str]] = {}
+    for spec in model.get_config()["layers"]:
+        for source in dict.fromkeys(_histories(spec.get("inbound_nodes", []))):
+            out.setdefault(source, []).append(spec["name"])
+    return out
 
 
 def quant_layers(model: Any) -> list[QuantLayer]:
     """Every convolution / dense layer of ``model`` in graph order, with its folded BN."""
+    reads = consumers(model)
     out = []
     for layer in model.layers:
         kind = _KINDS.get(type(layer).__name__)
@@ -59,7 +75,10 @@ def quant_layers(model: Any) -> list[QuantLayer]:
             continue
         k = int(layer.kernel_size[0]) if kind != "dense" else 1
         s = int(layer.strides[0]) if kind != "dense" else 1
-        out.append(QuantLayer(layer.name, kind, _bn_after(model, layer), k, s))
+        after = reads.get(layer.name, [])
+        bn = (after[0] if len(after) == 1
+              and type(model.get_layer(after[0])).__name__ == "BatchNormalization" else None)
+        out.append(QuantLayer(layer.name, kind, bn, k, s))
     return out
 
 
@@ -73,7 +92,7 @@ class Folded:
     multiplier: np.ndarray | None
 
 
-def _to_rows(kernel: np.ndarray, kind: str) -> np.ndarray:
+def to_rows(kernel: np.ndarray, kind: str) -> np.ndarray:
     if kind == "depthwise":  # (kh, kw, C, 1) -> (C, kh*kw)
         return kernel[:, :, :, 0].reshape(-1, kernel.shape[2]).T
     if kind == "dense":  # (in, out) -> (out, in)
@@ -81,7 +100,7 @@ def _to_rows(kernel: np.ndarray, kind: str) -> np.ndarray:
     return kernel.reshape(-1, kernel.shape[-1]).T  # (kh, kw, in, out) -> (out, kh*kw*in)
 
 
-def _from_rows(rows: np.ndarray, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+def from_rows(rows: np.ndarray, kind: str, shape: tuple[int, ...]) -> np.ndarray:
     if kind == "depthwise":
         return rows.T.reshape(shape[0], shape[1], shape[2])[..., None]
     if kind == "dense":
@@ -96,7 +115,7 @@ def read_folded(model: Any, q: QuantLayer) -> Folded:
     kernel = w[0].astype(np.float64)
     channels = kernel.shape[2] if q.kind == "depthwise" else kernel.shape[-1]
     bias = w[1].astype(np.float64) if len(w) > 1 else np.zeros(channels)
-    rows = _to_rows(kernel, q.kind)
+    rows = to_rows(kernel, q.kind)
     if q.bn is None:
         return Folded(rows.copy(), bias, None)
     bn = model.get_layer(q.bn)
@@ -114,7 +133,7 @@ def write_folded(model: Any, q: QuantLayer, rows: np.ndarray | None = None,
     f = read_folded(model, q) if rows is not None else None
     if rows is not None:
         raw = rows if f.multiplier is None else rows / f.multiplier[:, None]
-        w[0] = _from_rows(raw, q.kind, w[0].shape).astype(np.float32)
+        w[0] = from_rows(raw, q.kind, w[0].shape).astype(np.float32)
     if bias_shift is not None and q.bn is None:
         if len(w) < 2:
             raise ValueError(f"layer {q.name!r} has no bias to correct")
