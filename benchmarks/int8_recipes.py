@@ -16,7 +16,7 @@ One table per model, every figure measured in this run:
   size: of the fp32 .tflite; latency: median XNNPACK latency / plain int8 (ptq), interleaved;
   recipe s: the recipe's own time; convert s: the whole int8 conversion.
 
-    python benchmarks/int8_recipes.py                       # lite0-2, about 1 h on 2 cores
+    python benchmarks/int8_recipes.py                       # lite0-2, about 2 h on 2 cores
     python benchmarks/int8_recipes.py --models lite0 --recipes ptq gptq+bias-correction
     python benchmarks/int8_recipes.py --models lite1 lite2 --recipes --no-default-set  # keep-float rows
 """

@@ -191,7 +191,10 @@ def b0_random():
     return create_model("b0", weights=None)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "dynamic", "int8"])
+# fp16 and dynamic-range take the lite path's converter settings unchanged (checked on lite0
+# in the default run): on b0 they run with -m slow, keeping the default suite shorter.
+@pytest.mark.parametrize("precision", ["fp32", pytest.param("fp16", marks=pytest.mark.slow),
+                                       pytest.param("dynamic", marks=pytest.mark.slow), "int8"])
 def test_b0_converts_to_every_precision(b0_random, photos, precision):
     kw = {"keep_float": "none"} if precision == "int8" else {}  # full integer, as the test says
     data, report = convert(b0_random, precision, num_samples=16, holdout=0, **kw)
