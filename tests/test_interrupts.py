@@ -137,6 +137,27 @@ def test_ctrl_c_inside_the_tflite_converter(tmp_path):
     _assert_stopped_cleanly(run, rc, took, stdout, earlier)
 
 
+def test_sigterm_during_qat_stops_its_worker_and_removes_its_files(tmp_path):
+    """The qat recipe fine-tunes in a worker process fed through a temp folder: both go."""
+    out = tmp_path / "out"
+    earlier = _earlier_outputs(out, "m.tflite")
+    run = Run(tmp_path, "--model", "lite0", "--weights", "none", "--int8", "--recipe", "qat",
+              "--keep-float", "none", "--num-calibration", "16", "--output", str(out / "m.tflite"))
+    def jobs():  # (the CLI points TMPDIR at its own temp folder inside run.tmpdir)
+        return [p.parent for p in run.tmpdir.rglob("job.json") if p.parent.name.startswith("efficientnet-qat-")]
+
+    run.wait_for(jobs)
+    job = jobs()[0]
+    time.sleep(3.0)  # the worker is importing TensorFlow / fine-tuning
+    workers = subprocess.run(["pgrep", "-f", str(job)], capture_output=True, text=True).stdout.split()
+    assert workers, "no qat worker was running"
+    rc, took, stdout = run.stop(signal.SIGTERM)
+    _assert_stopped_cleanly(run, rc, took, stdout, earlier)
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", str(job)], capture_output=True, text=True).stdout.split()
+    assert left == [], f"qat worker still running: {left}"
+
+
 def test_sigterm_while_writing_keeps_every_earlier_output(tmp_path):
     out = tmp_path / "out"
     earlier = _earlier_outputs(out, "m.tflite", "m.json", "assets/model.tflite")
