@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibration images to use (default 500)")
     c.add_argument("--seed", type=int, default=0, help="shuffle/crop seed (default 0)")
     c.add_argument("--recipe", metavar="NAME",
-                   help="int8 recovery recipe: 'ptq' or steps joined with '+', e.g. "
-                        "'gptq+bias-tune' (default: the converter's default recipe)")
+                   help="int8 recovery recipe: 'ptq' or steps joined with '+' from gptq, "
+                        "bias-correction, bias-tune, qat, e.g. 'gptq+bias-tune' (default: the "
+                        "converter's default recipe)")
     c.add_argument("--keep-float", nargs="+", metavar="auto|none|N|LAYER",
                    help="mixed precision: layers left in float: 'auto' (default: the few layers "
                         "plain int8 hurts most), 'none' (full integer; always with --edgetpu), "
