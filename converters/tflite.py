@@ -83,19 +83,25 @@ def inspect_model(model_bytes: bytes) -> tuple[TensorInfo, TensorInfo, dict[str,
             dict(sorted(ops.items())))
 
 
+def build_args(model: Any) -> dict:
+    """The :func:`converters.efficientnet.create_model` arguments that build ``model`` again
+    (a model built by this package): name, input size, head, classes, in-graph normalisation."""
+    head = [lyr for lyr in model.layers if lyr.name == "predictions"]
+    return {"name": model_name(model), "input_size": int(model.input_shape[1]),
+            "classes": int(model.output_shape[-1]) if head else 1000, "include_top": bool(head),
+            "include_preprocessing": any(lyr.name == "normalization" for lyr in model.layers),
+            "classifier_activation": head[0].get_config().get("activation") if head else None}
+
+
 def rebuild(model: Any, include_preprocessing: bool | None = None) -> Any:
     """A fresh copy of a model built by this package (same weights, by layer name), optionally
     without its in-graph ``normalization`` layer."""
     from .efficientnet import create_model  # noqa: PLC0415
 
-    has_norm = any(lyr.name == "normalization" for lyr in model.layers)
-    keep = has_norm if include_preprocessing is None else include_preprocessing
-    head = [lyr for lyr in model.layers if lyr.name == "predictions"]
-    act = head[0].get_config().get("activation") if head else None
-    copy = create_model(model_name(model), input_size=int(model.input_shape[1]),
-                        classes=int(model.output_shape[-1]) if head else 1000,
-                        include_top=bool(head), include_preprocessing=keep,
-                        classifier_activation=act)
+    args = build_args(model)
+    if include_preprocessing is not None:
+        args["include_preprocessing"] = include_preprocessing
+    copy = create_model(**args)
     for layer in copy.layers:
         if layer.weights and layer.name != "normalization":
             layer.set_weights(model.get_layer(layer.name).get_weights())

@@ -93,6 +93,12 @@ RECIPE_IMAGES = 256
 STATS_IMAGES = 128
 
 
+def float_outputs(model: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    """``model``'s outputs on ``x`` in batches (float32): the targets of the distilling steps."""
+    return np.concatenate([np.asarray(model(x[i:i + batch], training=False))
+                           for i in range(0, len(x), batch)]).astype(np.float32)
+
+
 def recipe_name(steps: Iterable[RecipeStep]) -> str:
     steps = list(steps)
     return "+".join(s.value for s in steps) if steps else PTQ
@@ -160,9 +166,7 @@ def apply_recipe(net: Any, reference: Any, inputs: np.ndarray, steps: Iterable[R
             folding.write_folded(net, q, folding.round_to_grid(folding.read_folded(net, q).rows))
     if RecipeStep.BIAS_TUNE in steps:
         t = time.perf_counter()
-        teacher = np.concatenate([np.asarray(reference(x[i:i + 32], training=False))
-                                  for i in range(0, len(x), 32)])
-        history = bias.tune_biases(net, x, teacher, seed=seed, progress=progress)
+        history = bias.tune_biases(net, x, float_outputs(reference, x), seed=seed, progress=progress)
         report.steps.append({"step": RecipeStep.BIAS_TUNE.value, "epochs": len(history),
                              "kl_first_epoch": round(history[0], 6), "kl_last_epoch": round(history[-1], 6),
                              "seconds": round(time.perf_counter() - t, 2)})

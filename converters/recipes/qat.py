@@ -53,20 +53,17 @@ class QATError(RuntimeError):
 # ----------------------------------------------------------------------------- parent side
 
 
-def _build_args(net: Any) -> dict:
-    """What the child needs to build the same network in tf_keras (by layer name)."""
-    from ..tflite import model_name  # noqa: PLC0415 - avoids an import cycle
-
-    head = [lyr for lyr in net.layers if lyr.name == "predictions"]
-    return {"name": model_name(net), "input_size": int(net.input_shape[1]),
-            "classes": int(net.output_shape[-1]) if head else 1000, "include_top": bool(head),
-            "include_preprocessing": any(lyr.name == "normalization" for lyr in net.layers),
-            "classifier_activation": head[0].get_config().get("activation") if head else None}
+def layer_weights(model: Any) -> dict[str, np.ndarray]:
+    """Every layer's weights by ``"layer/index"``: the same in Keras 3 and tf_keras."""
+    return {f"{lyr.name}/{i}": w for lyr in model.layers for i, w in enumerate(lyr.get_weights())}
 
 
-def _targets(reference: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
-    return np.concatenate([np.asarray(reference(x[i:i + batch], training=False))
-                           for i in range(0, len(x), batch)]).astype(np.float32)
+def set_layer_weights(model: Any, arrays: Any) -> None:
+    """Set the layers of ``model`` found in ``arrays`` (from :func:`layer_weights`)."""
+    for lyr in model.layers:
+        n = len(lyr.get_weights())
+        if n and f"{lyr.name}/0" in arrays:
+            lyr.set_weights([arrays[f"{lyr.name}/{i}"] for i in range(n)])
 
 
 def _folded_copy(net: Any) -> Any:
@@ -121,6 +118,8 @@ def qat_finetune(net: Any, reference: Any, inputs: np.ndarray, skip: Iterable[st
     Raises:
         QATError: tfmot/tf_keras not installed, or the worker failed (its last lines quoted).
     """
+    from ..tflite import build_args  # noqa: PLC0415 - avoids an import cycle
+    from . import float_outputs  # noqa: PLC0415
     from .folding import quant_layers, read_folded, round_to_grid, write_folded  # noqa: PLC0415
 
     epochs = QAT_EPOCHS if epochs is None else int(epochs)
@@ -131,14 +130,13 @@ def qat_finetune(net: Any, reference: Any, inputs: np.ndarray, skip: Iterable[st
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="efficientnet-qat-") as tmp:
         student = _folded_copy(net)
-        weights = {f"{lyr.name}/{i}": w for lyr in student.layers for i, w in enumerate(lyr.get_weights())}
-        np.savez(os.path.join(tmp, "weights.npz"), **weights)
+        np.savez(os.path.join(tmp, "weights.npz"), **layer_weights(student))
         np.save(os.path.join(tmp, "inputs.npy"), x)
-        np.save(os.path.join(tmp, "targets.npy"), _targets(reference, x))
-        np.save(os.path.join(tmp, "targets_flipped.npy"), _targets(reference, x[:, :, ::-1]))
+        np.save(os.path.join(tmp, "targets.npy"), float_outputs(reference, x))
+        np.save(os.path.join(tmp, "targets_flipped.npy"), float_outputs(reference, x[:, :, ::-1]))
         steps_per_epoch = -(-len(x) // batch)
         with open(os.path.join(tmp, "job.json"), "w", encoding="utf-8") as f:
-            json.dump({"build": _build_args(net), "skip": skip, "epochs": int(epochs), "lr": float(lr),
+            json.dump({"build": build_args(net), "skip": skip, "epochs": int(epochs), "lr": float(lr),
                        "lr_scale": list(QAT_LR_SCALE), "batch": int(batch), "seed": int(seed)}, f)
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -158,11 +156,7 @@ def qat_finetune(net: Any, reference: Any, inputs: np.ndarray, skip: Iterable[st
                 err.seek(0)
                 tail = err.read()[-1500:].strip()
                 raise QATError(f"quantisation-aware fine-tuning failed (worker exit {rc}): {tail}")
-        trained = np.load(os.path.join(tmp, "trained.npz"))
-        for lyr in student.layers:
-            n = len(lyr.get_weights())
-            if n and f"{lyr.name}/0" in trained:
-                lyr.set_weights([trained[f"{lyr.name}/{i}"] for i in range(n)])
+        set_layer_weights(student, np.load(os.path.join(tmp, "trained.npz")))
     # Back into ``net`` through its own BN (folded weights and biases as trained), on the int8
     # grid as the fake-quant saw them: the converter keeps these integers exactly.
     for q in quant_layers(net):
@@ -309,11 +303,8 @@ def _quantised_twin(tmp: str) -> tuple:
     twin = build_model(cfg, input_size=b["input_size"], classes=b["classes"],
                        include_top=b["include_top"], include_preprocessing=b["include_preprocessing"],
                        classifier_activation=b["classifier_activation"], keras_module=tf_keras)
-    weights = np.load(os.path.join(tmp, "weights.npz"))
+    set_layer_weights(twin, np.load(os.path.join(tmp, "weights.npz")))
     for lyr in twin.layers:
-        n = len(lyr.get_weights())
-        if n and f"{lyr.name}/0" in weights:
-            lyr.set_weights([weights[f"{lyr.name}/{i}"] for i in range(n)])
         if type(lyr).__name__ == "BatchNormalization":
             lyr.trainable = False  # inference mode: frozen statistics, foldable as TFLite folds
     order = {lyr.name: [_short(v.name) for v in lyr.weights] for lyr in twin.layers if lyr.weights}
@@ -353,7 +344,7 @@ def _worker(tmp: str) -> None:
     groups = [[v for v in variables if "depthwise_kernel" in v.name],
               [v for v in variables if v.name.split("/")[-1].startswith("kernel")],
               [v for v in variables if "kernel" not in v.name.split("/")[-1]]]
-    opts = [tf_keras.optimizers.Adam(job["lr"] * m) for m in job.get("lr_scale", (1.0, 1.0, 1.0))]
+    opts = [tf_keras.optimizers.Adam(job["lr"] * m) for m in job["lr_scale"]]
 
     def loss_fn(t: Any, p: Any) -> Any:
         if softmax:
@@ -414,7 +405,7 @@ def _Scheme(qk: Any) -> Any:  # noqa: N802 - a class factory
         def apply(self, model: Any, layer_quantize_map: dict) -> tuple:
             return model, layer_quantize_map
 
-    class NoRegistry(qk.QuantizeRegistry if hasattr(qk, "QuantizeRegistry") else object):
+    class NoRegistry(qk.QuantizeRegistry):
         def get_quantize_config(self, layer: Any) -> None:
             return None
 
