@@ -7,7 +7,10 @@
     interpreter per core) against `for f in files: clf.predict(f)` (goal ≥ 1.8×) and against
     MediaPipe ImageClassifier's loop over the same files (goal ≥ 5×). The files are split into
     chunks and the three run chunk by chunk, so load from other processes hits all alike; the
-    ratio is the median of per-chunk ratios. Also shown: the pipeline with one interpreter.
+    ratio is the median of per-chunk ratios. Also shown: the pipeline with one interpreter,
+    and the machine's own ceiling: the same pure-Python CPU work in one process per core vs one
+    process, measured beside each chunk. On a VM whose cores are shared (steal time) that
+    ceiling is below the core count, and no pipeline can beat it.
 (g) RSS over 10,000 predictions of mixed files (JPEG/PNG/WebP/GIF/TIFF/BMP of the shipped
     photos, 12 MP JPEGs, CMYK, 16-bit, animated, broken files), in a fresh process each for
     predict() and predict_iter(): growth after the first 1,000 (goal ≤ +10 MB).
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -51,18 +55,42 @@ def folder_throughput(model: str, files: list[str], chunk: int, with_mediapipe: 
                                                 for f in fs]
     for fn in methods.values():  # warm-up: caches, pool interpreters, XNNPACK packing
         fn(files[:4])
+    cores = os.cpu_count() or 1
     secs = {k: [] for k in methods}
-    for start in range(0, len(files), chunk):
-        part = files[start:start + chunk]
-        for name, fn in methods.items():
-            t0 = time.perf_counter()
-            out = fn(part)
-            secs[name].append(time.perf_counter() - t0)
-            assert len(out) == len(part)
+    ceiling = []
+    with ProcessPoolExecutor(cores) as pool:
+        list(pool.map(_spin, [1] * cores))  # start the workers
+        for start in range(0, len(files), chunk):
+            part = files[start:start + chunk]
+            for name, fn in methods.items():
+                t0 = time.perf_counter()
+                out = fn(part)
+                secs[name].append(time.perf_counter() - t0)
+                assert len(out) == len(part)
+            ceiling.append(parallel_ceiling(pool, cores))
     clf.close()
     if mpc is not None:
         mpc.close()  # else its __del__ fails at interpreter exit (TypeError from a torn-down module)
-    return {k: np.array(v) for k, v in secs.items()}
+    return {k: np.array(v) for k, v in secs.items()}, np.array(ceiling)
+
+
+def _spin(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+def parallel_ceiling(pool, cores: int, work: int = 4_000_000) -> float:
+    """Wall-time ratio of ``cores`` units of pure-CPU work run one after another vs spread over
+    ``pool`` (one process per core): what this machine's cores give right now."""
+    t0 = time.perf_counter()
+    for _ in range(cores):
+        _spin(work)
+    serial = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    list(pool.map(_spin, [work] * cores))
+    return serial / (time.perf_counter() - t0)
 
 
 def mixed_files(folder: str, big: list[str]) -> list[str]:
@@ -152,7 +180,7 @@ def main(argv=None) -> int:
     for f in files:  # page cache: every method reads warm files
         with open(f, "rb") as fh:
             fh.read()
-    secs = folder_throughput(args.model, files, args.chunk, not args.no_mediapipe)
+    secs, ceiling = folder_throughput(args.model, files, args.chunk, not args.no_mediapipe)
     n = len(files)
     rows = []
     for name, s in secs.items():
@@ -161,6 +189,9 @@ def main(argv=None) -> int:
     rows.append(("(f) pipeline / one-by-one loop (img/s)", f"chunks: " + " ".join(
         f"{r:.2f}" for r in secs["loop"] / secs["pipeline"]), f"{ratio:.2f}", "≥ 1.8",
         ratio >= 1.8))
+    cores = os.cpu_count() or 1
+    rows.append((f"(f) machine ceiling: {cores} processes / 1 (pure CPU)", "chunks: " + " ".join(
+        f"{r:.2f}" for r in ceiling), f"{np.median(ceiling):.2f}", "", None))
     if "mediapipe loop" in secs:
         r_mp = float(np.median(secs["mediapipe loop"] / secs["pipeline"]))
         rows.append(("(f) pipeline / MediaPipe loop (img/s)", "chunks: " + " ".join(
