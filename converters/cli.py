@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="shuffle/crop seed (default 0)")
     c.add_argument("--recipe", metavar="NAME",
                    help="int8 recovery recipe: 'ptq' or steps joined with '+' from gptq, "
-                        "bias-correction, bias-tune, qat, e.g. 'gptq+bias-tune' (default: the "
-                        "converter's default recipe)")
+                        "bias-correction, bias-tune, qat, range-mse, e.g. 'gptq+bias-tune' "
+                        "(default: gptq+bias-correction+range-mse)")
     c.add_argument("--keep-float", nargs="+", metavar="auto|none|N|LAYER",
                    help="mixed precision: layers left in float: 'auto' (default: the few layers "
                         "plain int8 hurts most), 'none' (full integer; always with --edgetpu), "

@@ -20,7 +20,7 @@ from edge.variants import PreprocessSpec, get_variant, preprocess_spec
 from .edgetpu import check_ops
 from .options import (AgreementReport, ConversionError, ConversionReport, EdgeTPUReport, IOType,
                       KeepFloatReport, Precision, TensorInfo)
-from .recipes import RecipeReport, apply_recipe, parse_recipe, recipe_name
+from .recipes import CALIBRATED_STEPS, RecipeReport, RecipeStep, apply_recipe, parse_recipe, recipe_name
 from .recipes.folding import quant_layers
 
 #: Worst quantised tensors listed in the report, measured on LAYER_IMAGES held-out inputs.
@@ -177,7 +177,7 @@ def convert(
         num_samples: calibration images to use.
         holdout: share of the calibration source kept aside (never calibrated on) to measure
             agreement with the float model (0: none); see :func:`calibration.load_calibration`.
-        recipe: int8 recovery recipe (:mod:`converters.recipes`), e.g. ``"gptq+bias-correction"``;
+        recipe: int8 recovery recipe (:mod:`converters.recipes`), e.g. ``"gptq+bias-correction+range-mse"``;
             None = the default recipe, ``"ptq"`` = plain post-training quantisation.
         keep_float: int8 mixed precision: ``"auto"`` (the layers plain int8 hurts most, at most
             AUTO_FLOAT_MAX), a number of such layers, or Keras layer names to leave in float;
@@ -312,7 +312,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         elif keep_float:
             chosen, how = choose_float_layers(keep_float, [])
 
-        if steps:
+        if set(steps) - CALIBRATED_STEPS:
             reference = clone(net)
             recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed,
                                          skip=chosen)
@@ -321,8 +321,15 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             del reference
         else:
             recipe_report = RecipeReport(recipe_name(()), images=0)
+        recipe_report.recipe = recipe_name([s for s in RecipeStep if s in steps])
         recipe_report.keep_float = list(chosen)
         calibrated = tflite(net, Precision.INT8, representative)
+        if RecipeStep.RANGE_MSE in steps:
+            from .recipes.ranges import RANGE_IMAGES, mse_ranges  # noqa: PLC0415
+
+            calibrated, info = mse_ranges(calibrated, net_inputs(pixels[:RANGE_IMAGES]), progress)
+            recipe_report.steps.append(info)
+            recipe_report.seconds = round(recipe_report.seconds + info["seconds"], 2)
         if float_ref is None:
             float_ref = calibrated  # runs as fp32 with the unchanged weights
     else:

