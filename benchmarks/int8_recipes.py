@@ -16,7 +16,7 @@ One table per model, every figure measured in this run:
   size: of the fp32 .tflite; latency: median XNNPACK latency / plain int8 (ptq), interleaved;
   recipe s: the recipe's own time; convert s: the whole int8 conversion.
 
-    python benchmarks/int8_recipes.py                       # lite0-2, about 2 h on 2 cores
+    python benchmarks/int8_recipes.py                       # lite0-2, about 2.5 h on 2 cores
     python benchmarks/int8_recipes.py --models lite0 --recipes ptq gptq+bias-correction
     python benchmarks/int8_recipes.py --models lite1 lite2 --recipes --no-default-set  # keep-float rows
 """
@@ -35,8 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-RECIPES = ["ptq", "bias-correction", "gptq", "gptq+bias-correction", "gptq+bias-correction+bias-tune",
-           "gptq+bias-correction+qat"]
+RECIPES = ["ptq", "bias-correction", "gptq", "range-mse", "gptq+bias-correction",
+           "gptq+bias-correction+range-mse", "gptq+bias-correction+bias-tune", "gptq+bias-correction+qat"]
 CALIB_SEED = 11
 
 
@@ -112,7 +112,8 @@ def main() -> None:
     ap.add_argument("--keep-float", default="auto",
                     help="also run --keep-float-recipes with this keep_float ('' to skip)")
     ap.add_argument("--keep-float-recipes", nargs="*", default=None,
-                    help="recipes run with --keep-float (default: the default recipe, and it + qat)")
+                    help="recipes run with --keep-float (default: gptq+bias-correction, the default "
+                         "recipe, and it + qat)")
     ap.add_argument("--no-default-set", action="store_true", help="skip the default-set row")
     ap.add_argument("--calib-crops", type=int, default=300)
     ap.add_argument("--n-default", type=int, default=500)
@@ -145,7 +146,7 @@ def main() -> None:
             runs = [(r, folder, "none") for r in args.recipes]  # recipes alone: all int8
             if args.keep_float:
                 keep_recipes = (args.keep_float_recipes if args.keep_float_recipes is not None
-                                else [DEFAULT_RECIPE, f"{DEFAULT_RECIPE}+qat"])
+                                else ["gptq+bias-correction", DEFAULT_RECIPE, f"{DEFAULT_RECIPE}+qat"])
                 runs += [(r, folder, args.keep_float) for r in keep_recipes]
             if not args.no_default_set:
                 runs.append((None, None, "default"))  # convert()'s defaults, default set
