@@ -62,21 +62,32 @@ def _conv_output_scales(data: bytes) -> list[float]:
             if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
 
 
-def test_range_mse_narrows_conv_output_scales_of_the_converted_model(photos):
+def test_range_mse_narrows_conv_output_scales_of_the_converted_model(photos, monkeypatch):
+    import tensorflow as tf
+
+    import converters.recipes.ranges as ranges
     from converters.efficientnet import create_model
-    from converters.tflite import convert
+    from converters.tflite import convert, quantize_calibrated
     from tests.conftest import centre_crops
 
+    seen = {}
+
+    def spy(calibrated, inputs, progress=None):  # keep the calibrated model the step received
+        seen["calibrated"] = calibrated
+        return real(calibrated, inputs, progress)
+
+    real = ranges.mse_ranges
+    monkeypatch.setattr(ranges, "mse_ranges", spy)
     small = create_model("lite0", input_size=96)
     pixels = centre_crops(photos, "lite0")[:, ::2, ::2][:, :96, :96].copy()
-    models = {}
-    for recipe in ("ptq", "range-mse"):
-        models[recipe], report = convert(small, "int8", calibration=pixels, num_samples=len(pixels),
-                                         holdout=0, recipe=recipe, keep_float="none", layer_report=0)
+    data, report = convert(small, "int8", calibration=pixels, num_samples=len(pixels), holdout=0,
+                           recipe="range-mse", keep_float="none", layer_report=0)
     step = report.recipe.steps[-1]
     assert report.recipe.recipe == "range-mse" and step["step"] == "range-mse"
-    assert step["tensors"] == len(_conv_output_scales(models["ptq"])) and step["images"] == len(pixels)
-    plain, narrowed = _conv_output_scales(models["ptq"]), _conv_output_scales(models["range-mse"])
+    # the same calibration quantised with TFLite's own min/max ranges: plain int8
+    plain = _conv_output_scales(quantize_calibrated(seen["calibrated"], tf.uint8, tf.uint8))
+    narrowed = _conv_output_scales(data)
+    assert step["tensors"] == len(plain) == len(narrowed) and step["images"] == len(pixels)
     assert all(n <= p * (1 + 1e-6) for n, p in zip(narrowed, plain))
     assert sum(n < 0.99 * p for n, p in zip(narrowed, plain)) == step["narrowed"] > 0
 
