@@ -321,7 +321,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             del reference
         else:
             recipe_report = RecipeReport(recipe_name(()), images=0)
-        recipe_report.recipe = recipe_name([s for s in RecipeStep if s in steps])
+        recipe_report.recipe = recipe_name(steps)  # with the calibrated-model steps
         recipe_report.keep_float = list(chosen)
         calibrated = tflite(net, Precision.INT8, representative)
         if RecipeStep.RANGE_MSE in steps:

@@ -1,5 +1,6 @@
 """int8 recovery recipes: transformations of the float Keras model, driven by calibration data,
-applied before the TFLite converter quantises it (AIMET / MCT style, one table, composable).
+applied before the TFLite converter quantises it (AIMET / MCT style, one table, composable);
+``range-mse`` (:data:`CALIBRATED_STEPS`) works on the calibrated TFLite model instead.
 
 A recipe is a ``+``-joined sequence of step names, e.g. ``"gptq+bias-tune"``; ``"ptq"`` is plain
 post-training quantisation (no step). Mixed precision is separate: ``keep_float``.
@@ -106,8 +107,10 @@ def float_outputs(model: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
 
 
 def recipe_name(steps: Iterable[RecipeStep]) -> str:
-    steps = list(steps)
-    return "+".join(s.value for s in steps) if steps else PTQ
+    """The canonical name of a set of steps: in :class:`RecipeStep` order (the order they run),
+    ``"ptq"`` for none."""
+    steps = set(steps)
+    return "+".join(s.value for s in RecipeStep if s in steps) or PTQ
 
 
 def apply_recipe(net: Any, reference: Any, inputs: np.ndarray, steps: Iterable[RecipeStep],
@@ -132,7 +135,7 @@ def apply_recipe(net: Any, reference: Any, inputs: np.ndarray, steps: Iterable[R
     steps, skip = set(steps) - CALIBRATED_STEPS, set(skip)
     t0 = time.perf_counter()
     x = np.asarray(inputs, dtype=np.float32)[:RECIPE_IMAGES]
-    report = RecipeReport(recipe_name([s for s in RecipeStep if s in steps]), images=len(x))
+    report = RecipeReport(recipe_name(steps), images=len(x))
     layers = folding.quant_layers(net)
     if steps & {RecipeStep.GPTQ, RecipeStep.BIAS_CORRECTION}:
         t = time.perf_counter()
