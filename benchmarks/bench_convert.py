@@ -1,7 +1,7 @@
-"""Conversion time of pretrained lite0 to int8 with the defaults users get (500 calibration
+"""Conversion time of pretrained lite0 to int8 with the defaults users get (256 calibration
 images, the default recipe and keep_float): goal <= 3 min on 2 cores.
 
-    python benchmarks/bench_convert.py [--num-calibration 500] [--model lite0] [--recipe ptq]
+    python benchmarks/bench_convert.py [--num-calibration 256] [--model lite0] [--recipe ptq]
 
 Prints one table: each stage's seconds and the total against the goal, measured in one run,
 with the CPU line (flags, load average).
@@ -19,13 +19,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="lite0")
-    ap.add_argument("--num-calibration", type=int, default=500)
+    ap.add_argument("--num-calibration", type=int, default=None,
+                    help="default: the converter's default")
     ap.add_argument("--recipe", default=None, help="default: the converter's default recipe")
     ap.add_argument("--keep-float", default="default")
     ap.add_argument("--goal", type=float, default=180.0)
     args = ap.parse_args()
 
     t0 = time.perf_counter()
+    from calibration import DEFAULT_NUM_SAMPLES
     from converters.efficientnet import create_model
     from converters.tflite import convert
 
@@ -34,7 +36,8 @@ def main() -> None:
     t2 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data, report = convert(model, "int8", num_samples=args.num_calibration, recipe=args.recipe,
+        data, report = convert(model, "int8", num_samples=args.num_calibration or DEFAULT_NUM_SAMPLES,
+                               recipe=args.recipe,
                                keep_float=args.keep_float)
     t3 = time.perf_counter()
     rows = [("import the SDK", t1 - t0), ("import Keras + build + load ImageNet weights", t2 - t1),

@@ -116,6 +116,8 @@ def main() -> None:
                          "recipe, and it + qat)")
     ap.add_argument("--no-default-set", action="store_true", help="skip the default-set row")
     ap.add_argument("--calib-crops", type=int, default=300)
+    ap.add_argument("--num-calibration", type=int, default=None,
+                    help="default-set row: calibration images (default: the converter's default)")
     ap.add_argument("--n-default", type=int, default=500)
     ap.add_argument("--n-heldout", type=int, default=100)
     ap.add_argument("--json", default="out/int8_recipes.json")
@@ -156,7 +158,7 @@ def main() -> None:
                     warnings.simplefilter("ignore")
                     data, report = convert(model, "int8", calibration=calib, recipe=recipe,
                                            num_samples=args.calib_crops if calib else
-                                           DEFAULT_NUM_SAMPLES, keep_float=keep,
+                                           args.num_calibration or DEFAULT_NUM_SAMPLES, keep_float=keep,
                                            layer_report=0)
                 seconds = time.perf_counter() - t
                 if recipe == "ptq" and calib is folder:
@@ -164,7 +166,7 @@ def main() -> None:
                 kept = ", ".join(report.keep_float.layers) if report.keep_float else "none chosen"
                 label = report.recipe.recipe + ("" if keep == "none" else f" + keep-float auto ({kept})")
                 if calib is None:
-                    label = f"defaults, default set: {label}"
+                    label = (f"defaults, default set ({report.calibration_samples} crops): {label}")
                 rows.append(row(label, data, report, ref, fset, len(fp32), plain, seconds))
                 results["models"][name] = {"evaluation": fset.description, "rows": rows}
                 with open(args.json + ".tmp", "w") as f:

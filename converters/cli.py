@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calibration", metavar="DIR|GLOB",
                    help="images from your domain (default: the SDK's offline photo set)")
     c.add_argument("--num-calibration", type=int, default=None, metavar="N",
-                   help="calibration images to use (default 500)")
+                   help="calibration images to use (default 256)")
     c.add_argument("--seed", type=int, default=0, help="shuffle/crop seed (default 0)")
     c.add_argument("--recipe", metavar="NAME",
                    help="int8 recovery recipe: 'ptq' or steps joined with '+' from gptq, "

@@ -219,6 +219,23 @@ def test_b0_converts_to_every_precision(b0_random, photos, precision):
         assert all(kinds[i] == np.int8 for i in data_tensors)
 
 
+def test_calibration_feeds_every_image_once_in_equal_batches_and_keeps_its_ranges():
+    from converters.tflite import calibration_batch, calibration_batches
+
+    assert calibration_batch(224) == 8 and calibration_batch(600) == 1  # b7 one at a time
+    pixels = np.random.default_rng(0).integers(0, 256, (21, 4, 4, 3), dtype=np.uint8)
+    seen = []
+    batches = [b for (b,) in calibration_batches(pixels, lambda p: p.astype(np.float32) / 2, 8,
+                                                 progress=lambda it: seen.extend(it) or it)]
+    # the calibrator keeps the first sample's shape: every batch is full
+    assert [len(b) for b in batches] == [8, 8, 8] and batches[0].dtype == np.float32
+    assert len(seen) == 21  # the progress bar counts images
+    fed = np.concatenate(batches)
+    np.testing.assert_array_equal(fed[:21], pixels / 2)  # in order, through to_input
+    # the padding repeats an image of the last batch: no tensor's min or max can move
+    assert all(any(np.array_equal(x, y) for y in fed[16:21]) for x in fed[21:])
+
+
 def test_int8_io_types_and_edgetpu_report(b0_random):
     small = create_model("lite0", input_size=96)
     data, report = convert(small, "int8", input_type="int8", output_type="float32", num_samples=8, holdout=0,

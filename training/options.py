@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
+from calibration import DEFAULT_NUM_SAMPLES
+
 
 class Strategy(str, Enum):
     """How training is spread over devices (tf.distribute)."""
@@ -71,7 +73,7 @@ class TrainOptions:
     precision: QuantPrecision = QuantPrecision.INT8
     recipe: str | None = None  # int8 recipe of the converter; None = its default
     qat: bool = False  # add the converter's quantisation-aware step to the recipe
-    num_calibration: int = 500
+    num_calibration: int = DEFAULT_NUM_SAMPLES  # the converter's default
     strategy: Any = Strategy.AUTO  # a Strategy, or a tf.distribute.Strategy object (API only)
     resume: bool = False
     overwrite: bool = False

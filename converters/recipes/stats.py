@@ -22,7 +22,9 @@ from .folding import QuantLayer, quant_layers
 #: Output positions sampled per image for a convolution / depthwise layer.
 ROWS_PER_IMAGE = 256
 ROWS_PER_IMAGE_DEPTHWISE = 32
+#: Images per Hessian update (rows are sampled per such chunk) and per Keras forward pass.
 BATCH = 16
+RUN_BATCH = 64
 
 _STAGE = re.compile(r"^(block\d+[a-z]+)_")
 
@@ -81,14 +83,22 @@ def sample_rows(a: np.ndarray, q: QuantLayer, rng: np.random.Generator) -> np.nd
         rows = a[np.arange(n)[:, None], oi, oj]  # (n, r, C)
         return rows.reshape(-1, c)
     ph, pw = max((ho - 1) * s + k - h, 0), max((wo - 1) * s + k - w, 0)
-    ap = np.pad(a, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    pad = ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))
     di, dj = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
     ii = (oi * s)[:, :, None] + di.reshape(-1)[None, None]
     jj = (oj * s)[:, :, None] + dj.reshape(-1)[None, None]
-    p = ap[np.arange(n)[:, None, None], ii, jj]  # (n, r, k*k, C)
+    ni = np.arange(n)[:, None, None]
+    if q.kind == "depthwise" and r * k * k > h * w:
+        # gather channel-first: when the patches outgrow the activations (late, small maps),
+        # transposing the activations is cheaper than transposing the patches
+        ap = np.pad(np.ascontiguousarray(a.transpose(3, 0, 1, 2)), ((0, 0),) + pad[:3])
+        flat = (ni * ap.shape[2] + ii) * ap.shape[3] + jj  # (n, r, k*k) into n·H·W
+        return np.take(ap.reshape(c, -1), flat.reshape(-1), axis=1).reshape(c, -1, k * k)
+    ap = np.pad(a, pad)
     if q.kind == "depthwise":
-        return np.ascontiguousarray(p.reshape(-1, k * k, c).transpose(2, 0, 1))
-    return p.reshape(-1, k * k * c)
+        p = ap[ni, ii, jj].reshape(-1, k * k, c)
+        return np.ascontiguousarray(p.transpose(2, 0, 1))  # (C, n·r, k*k)
+    return ap[ni, ii, jj].reshape(-1, k * k * c)  # (n·r, k*k*C)
 
 
 class _Accumulator:
@@ -112,8 +122,9 @@ class _Accumulator:
             self.h = self.h + (x.T @ x).astype(np.float64)
             self.c = self.c + (xf.T @ x).astype(np.float64)
             axis = 0
-        self.s = self.s + x.sum(axis=axis, dtype=np.float64)
-        self.sf = self.sf + xf.sum(axis=axis, dtype=np.float64)
+        # float32 sums of one chunk (numpy sums pairwise), accumulated in float64
+        self.s = self.s + x.sum(axis=axis).astype(np.float64)
+        self.sf = self.sf + xf.sum(axis=axis).astype(np.float64)
         self.n += x.shape[axis]
 
     def result(self) -> LayerStats:
@@ -128,7 +139,7 @@ def _batches(x: np.ndarray, size: int) -> Iterable[np.ndarray]:
 
 
 def _run(fn: Any, x: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.asarray(fn(b, training=False)) for b in _batches(x, BATCH)])
+    return np.concatenate([np.asarray(fn(b, training=False)) for b in _batches(x, RUN_BATCH)])
 
 
 def _advance(keras: Any, model: Any, src: Any, dst: Any, x: np.ndarray,
@@ -197,5 +208,5 @@ def _as_list(out: Any) -> list:
 
 def _run_multi(fn: Any, x: np.ndarray) -> list[np.ndarray]:
     """A multi-output model over ``x`` in batches: one array per output."""
-    parts = [_as_list(fn(b, training=False)) for b in _batches(x, BATCH)]
+    parts = [_as_list(fn(b, training=False)) for b in _batches(x, RUN_BATCH)]
     return [np.concatenate([np.asarray(p[j]) for p in parts]) for j in range(len(parts[0]))]
