@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -182,8 +183,13 @@ def test_runtime_only_path_never_imports_tensorflow(converted, labelled_csv, tmp
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "HEAVY []" in proc.stdout
-    # rows name Keras layers (the default keeps stem_conv and block1a_dwconv in float)
-    assert "per-layer error of" in proc.stdout and "_expand_conv+" in proc.stdout
+    # rows name Keras layers: conv (or dense) + its BN + its activation, ranked; never the layers
+    # the default keeps in float (stem_conv, block1a_dwconv)
+    assert "per-layer error of" in proc.stdout
+    rows = re.findall(r"^\s+(\d+)\s+((?:stem|top|block\d+[a-z])_\w+)\+\S+\s+(conv|dwconv|dense)\s",
+                      proc.stdout, re.M)
+    assert [int(r[0]) for r in rows] == [1, 2], proc.stdout
+    assert not {r[1] for r in rows} & {"stem_conv", "block1a_dwconv"}
 
 
 def test_keras_reference_as_a_callable(lite0_imagenet, converted, photos):
