@@ -19,6 +19,7 @@ One table per model, every figure measured in this run:
     python benchmarks/int8_recipes.py                       # lite0-2, about 2.5 h on 2 cores
     python benchmarks/int8_recipes.py --models lite0 --recipes ptq gptq+bias-correction
     python benchmarks/int8_recipes.py --models lite1 lite2 --recipes --no-default-set  # keep-float rows
+    python benchmarks/int8_recipes.py --recipes --keep-float "" --no-default-set --dynamic  # dynamic-range
 """
 from __future__ import annotations
 
@@ -115,6 +116,9 @@ def main() -> None:
                     help="recipes run with --keep-float (default: gptq+bias-correction, the default "
                          "recipe, and it + qat)")
     ap.add_argument("--no-default-set", action="store_true", help="skip the default-set row")
+    ap.add_argument("--dynamic", nargs="*", default=None, metavar="RECIPE",
+                    help="also dynamic-range rows: plain, and these weight recipes calibrated on "
+                         "the default set (default: gptq+bias-correction)")
     ap.add_argument("--calib-crops", type=int, default=300)
     ap.add_argument("--num-calibration", type=int, default=None,
                     help="default-set row: calibration images (default: the converter's default)")
@@ -152,11 +156,16 @@ def main() -> None:
                 runs += [(r, folder, args.keep_float) for r in keep_recipes]
             if not args.no_default_set:
                 runs.append((None, None, "default"))  # convert()'s defaults, default set
+            if args.dynamic is not None:  # dynamic-range: plain, then each weight recipe
+                runs += [(r, None, "dynamic") for r in ["ptq", *(args.dynamic or ["gptq+bias-correction"])]]
             for recipe, calib, keep in runs:
                 t = time.perf_counter()
+                precision = "dynamic" if keep == "dynamic" else "int8"
+                if precision == "dynamic":
+                    keep = None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    data, report = convert(model, "int8", calibration=calib, recipe=recipe,
+                    data, report = convert(model, precision, calibration=calib, recipe=recipe,
                                            num_samples=args.calib_crops if calib else
                                            args.num_calibration or DEFAULT_NUM_SAMPLES, keep_float=keep,
                                            layer_report=0)
@@ -164,8 +173,12 @@ def main() -> None:
                 if recipe == "ptq" and calib is folder:
                     plain = data
                 kept = ", ".join(report.keep_float.layers) if report.keep_float else "none chosen"
-                label = report.recipe.recipe + ("" if keep == "none" else f" + keep-float auto ({kept})")
-                if calib is None:
+                name_ = report.recipe.recipe if report.recipe else "ptq"
+                label = name_ + ("" if keep in ("none", None) else f" + keep-float auto ({kept})")
+                if precision == "dynamic":
+                    label = f"dynamic-range {name_}" + (f", default set ({report.calibration_samples} crops)"
+                                                        if report.recipe else "")
+                elif calib is None:
                     label = (f"defaults, default set ({report.calibration_samples} crops): {label}")
                 rows.append(row(label, data, report, ref, fset, len(fp32), plain, seconds))
                 results["models"][name] = {"evaluation": fset.description, "rows": rows}

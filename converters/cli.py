@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--recipe", metavar="NAME",
                    help="int8 recovery recipe: 'ptq' or steps joined with '+' from gptq, "
                         "bias-correction, bias-tune, qat, range-mse, e.g. 'gptq+bias-tune' "
-                        "(default: gptq+bias-correction+range-mse)")
+                        "(default: gptq+bias-correction+range-mse); with --dynamic: weight steps "
+                        "only, e.g. 'gptq+bias-correction' (default: none)")
     c.add_argument("--keep-float", nargs="+", metavar="auto|none|N|LAYER",
                    help="mixed precision: layers left in float: 'auto' (default: the few layers "
                         "plain int8 hurts most), 'none' (full integer; always with --edgetpu), "
@@ -160,10 +161,13 @@ def check_args(args: argparse.Namespace) -> Plan:
             raise ValueError(f"{name} {value} needs --int8 ({precision.value} models have float32 "
                              "input and output)")
     if precision is not Precision.INT8:
+        if args.keep_float is not None:
+            raise ValueError("--keep-float is only used with --int8")
+        weight_recipe = precision is Precision.DYNAMIC and args.recipe is not None
         for name, value in (("--calibration", args.calibration), ("--num-calibration", args.num_calibration),
-                            ("--recipe", args.recipe), ("--keep-float", args.keep_float)):
-            if value is not None:
-                raise ValueError(f"{name} is only used with --int8")
+                            ("--recipe", args.recipe)):
+            if value is not None and not weight_recipe:
+                raise ValueError(f"{name} is only used with --int8, or --dynamic --recipe")
     if args.num_calibration is not None and args.num_calibration < 1:
         raise ValueError(f"--num-calibration must be >= 1, got {args.num_calibration}")
     if args.calibration is not None:
@@ -174,9 +178,9 @@ def check_args(args: argparse.Namespace) -> Plan:
         elif not os.path.exists(src):
             raise ValueError(f"calibration folder {src} does not exist")
     if args.recipe is not None:
-        from .recipes import parse_recipe  # noqa: PLC0415 - no TensorFlow
+        from .recipes import parse_dynamic_recipe, parse_recipe  # noqa: PLC0415 - no TensorFlow
 
-        parse_recipe(args.recipe)
+        (parse_recipe if precision is Precision.INT8 else parse_dynamic_recipe)(args.recipe)
     keep_float = _keep_float(args.keep_float)
 
     notes: list[str] = []
@@ -359,7 +363,7 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     except (WeightsMismatchError, ValueError) as e:
         raise _mismatched_labels(e, args, plan) or e
     progress = None
-    if plan.precision is Precision.INT8 and not args.quiet:
+    if (plan.precision is Precision.INT8 or args.recipe is not None) and not args.quiet:
         from tqdm import tqdm  # noqa: PLC0415
 
         def progress(it):

@@ -20,7 +20,8 @@ from edge.variants import PreprocessSpec, get_variant, preprocess_spec
 from .edgetpu import check_ops
 from .options import (AgreementReport, ConversionError, ConversionReport, EdgeTPUReport, IOType,
                       KeepFloatReport, Precision, TensorInfo)
-from .recipes import CALIBRATED_STEPS, RecipeReport, RecipeStep, apply_recipe, parse_recipe, recipe_name
+from .recipes import (CALIBRATED_STEPS, RecipeReport, RecipeStep, apply_recipe, parse_dynamic_recipe,
+                      parse_recipe, recipe_name)
 from .recipes.folding import quant_layers
 
 #: Worst quantised tensors listed in the report, measured on LAYER_IMAGES held-out inputs.
@@ -31,6 +32,9 @@ AUTO_FLOAT_ERROR = 2.0
 AUTO_FLOAT_MAX = 3
 #: Calibration images of the plain int8 model that ranks the layers for keep_float auto/N.
 RANK_IMAGES = 128
+#: Dynamic-range conversion stores weights of fewer elements than this in float (TFLite's
+#: min_elements_for_weights): its recipes leave those layers alone.
+DYNAMIC_MIN_WEIGHTS = 1024
 #: Images per calibrator invocation at 224 px (see calibration_batch).
 CALIBRATION_BATCH = 8
 
@@ -203,8 +207,8 @@ def convert(
     Args:
         model: a model from :func:`converters.efficientnet.create_model` (raw-pixel input).
         precision: fp32, fp16, dynamic (int8 weights, float activations) or int8 (full integer).
-        calibration: int8 only: folder, glob, list of paths, N×H×W×3 array, ``tf.data.Dataset``
-            or None (the offline default set, with a warning).
+        calibration: int8, and dynamic-range with a recipe: folder, glob, list of paths,
+            N×H×W×3 array, ``tf.data.Dataset`` or None (the offline default set, with a warning).
         input_type, output_type: int8 I/O types; uint8 by default (MediaPipe, Task Library,
             pycoral and the Edge TPU need uint8). Float models always have float32 I/O.
         edgetpu: Edge TPU mode: int8 with uint8 I/O and static shapes; unsupported ops reported.
@@ -213,7 +217,9 @@ def convert(
         holdout: share of the calibration source kept aside (never calibrated on) to measure
             agreement with the float model (0: none); see :func:`calibration.load_calibration`.
         recipe: int8 recovery recipe (:mod:`converters.recipes`), e.g. ``"gptq+bias-correction+range-mse"``;
-            None = the default recipe, ``"ptq"`` = plain post-training quantisation.
+            None = the default recipe, ``"ptq"`` = plain post-training quantisation. Dynamic-range
+            models take the weight steps (``"gptq+bias-correction"``; none by default, so
+            ``dynamic`` needs no images unless a recipe is asked for).
         keep_float: int8 mixed precision: ``"auto"`` (the layers plain int8 hurts most, at most
             AUTO_FLOAT_MAX), a number of such layers, or Keras layer names to leave in float;
             None / 0 / ``"none"``: every layer int8 (full integer). ``"default"``: ``"auto"`` for
@@ -265,11 +271,13 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         if {input_type, output_type} - {None, IOType.FLOAT32, "float32"}:
             raise ConversionError(f"{precision.value} models have float32 input/output; integer "
                                   "I/O needs --int8")
-        if keep_float or recipe is not None:
-            raise ConversionError(f"recipe and keep_float are for int8 models, not "
+        if keep_float:
+            raise ConversionError(f"keep_float is for int8 models, not {precision.value}")
+        if recipe is not None and precision is not Precision.DYNAMIC:
+            raise ConversionError(f"recipes are for int8 and dynamic-range models, not "
                                   f"{precision.value}")
         in_t = out_t = IOType.FLOAT32
-        steps = ()
+        steps = parse_dynamic_recipe(recipe) if recipe is not None else ()
 
     classes = int(model.output_shape[-1])
     if labels is None and classes == 1000:
@@ -368,6 +376,17 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             recipe_report.seconds = round(recipe_report.seconds + info["seconds"], 2)
         if float_ref is None:
             float_ref = calibrated  # runs as fp32 with the unchanged weights
+    elif steps:
+        # dynamic-range: the weight steps round (and correct) exactly the weights TFLite stores
+        # as int8, on its per-channel grid; the small layers it keeps in float stay as they are
+        calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
+        small = [q.name for q in quant_layers(net)
+                 if net.get_layer(q.name).get_weights()[0].size < DYNAMIC_MIN_WEIGHTS]
+        reference = clone(net)
+        recipe_report = apply_recipe(net, reference, calib.pixels.astype(np.float32), steps,
+                                     seed=seed, skip=small)
+        del reference
+        raw = tflite(net, precision)
     else:
         raw = tflite(net, precision)
 

@@ -27,6 +27,9 @@ class RecipeStep(str, Enum):
 
 #: Steps that work on the calibrated TFLite model (converters.recipes.ranges), not on Keras.
 CALIBRATED_STEPS = frozenset({RecipeStep.RANGE_MSE})
+#: Steps that change only the weights (no activation quantisation): the ones a dynamic-range
+#: model (int8 weights, float activations) can take.
+WEIGHT_STEPS = frozenset({RecipeStep.GPTQ, RecipeStep.BIAS_CORRECTION, RecipeStep.BIAS_TUNE})
 
 
 #: Plain post-training quantisation: no recovery step.
@@ -67,6 +70,21 @@ def parse_recipe(text: str | None) -> tuple[RecipeStep, ...]:
             raise RecipeError(f"recipe step {step.value!r} given twice in {text!r}")
         steps.append(step)
     return tuple(steps)
+
+
+def parse_dynamic_recipe(text: str) -> tuple[RecipeStep, ...]:
+    """:func:`parse_recipe` for dynamic-range models: weight steps only (``"ptq"``: none).
+
+    Raises:
+        RecipeError: an unknown step, or one that works on activation ranges (int8 only).
+    """
+    steps = parse_recipe(text)
+    bad = [s.value for s in steps if s not in WEIGHT_STEPS]
+    if bad:
+        ok = ", ".join(s.value for s in RecipeStep if s in WEIGHT_STEPS)
+        raise RecipeError(f"recipe step {', '.join(bad)} quantises activations, which a "
+                          f"dynamic-range model keeps in float: use --int8, or steps from {ok}")
+    return steps
 
 
 def _check_qat_installed() -> None:
@@ -187,5 +205,6 @@ def apply_recipe(net: Any, reference: Any, inputs: np.ndarray, steps: Iterable[R
     return report
 
 
-__all__ = ["RecipeStep", "CALIBRATED_STEPS", "PTQ", "DEFAULT_RECIPE", "RecipeError", "parse_recipe", "RecipeReport",
-           "apply_recipe", "recipe_name", "RECIPE_IMAGES"]
+__all__ = ["RecipeStep", "CALIBRATED_STEPS", "WEIGHT_STEPS", "PTQ", "DEFAULT_RECIPE", "RecipeError",
+           "parse_recipe", "parse_dynamic_recipe", "RecipeReport", "apply_recipe", "recipe_name",
+           "RECIPE_IMAGES"]
