@@ -12,7 +12,7 @@ from edge.samples import sample_photos
 from edge.variants import PreprocessSpec
 
 DEFAULT_SET_WARNING = (
-    "calibrating int8 on the SDK's default set: crops of 9 stock photos shipped in Python wheels. "
+    "calibrating on the SDK's default set: crops of 9 stock photos shipped in Python wheels. "
     "Pass --calibration DIR (calibration=...) with a few hundred images from your own domain: "
     "they make better int8 models.")
 
