@@ -300,7 +300,7 @@ def _agreement_line(r: Any) -> list[str]:
     mark = OK if a.strict >= 0.9 and not a.thin else BAD
     conf = (f", {a.confident:.1%} where float p >= 0.5 ({a.confident_inputs})"
             if a.confident_inputs else "")
-    q = "int8" if r.precision == "int8" else r.precision  # dynamic-range: int8 weights only
+    q = r.precision  # int8, or dynamic (int8 weights only)
     lines = [f"{mark} {q} top-1 = float top-1 on {a.strict:.1%} of {a.inputs} inputs never "
              f"calibrated on ({a.with_ties:.1%} counting ties{conf}; float top-1 in {q} top-5 "
              f"{a.in_top5:.1%})", f"  {a.description}"]

@@ -382,10 +382,9 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
         small = [q.name for q in quant_layers(net)
                  if net.get_layer(q.name).get_weights()[0].size < DYNAMIC_MIN_WEIGHTS]
-        reference = clone(net)
-        recipe_report = apply_recipe(net, reference, calib.pixels.astype(np.float32), steps,
+        # net is already a copy (normalisation kept): the caller's model is the float reference
+        recipe_report = apply_recipe(net, model, calib.pixels.astype(np.float32), steps,
                                      seed=seed, skip=small)
-        del reference
         raw = tflite(net, precision)
     else:
         raw = tflite(net, precision)

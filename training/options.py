@@ -143,13 +143,10 @@ class TrainOptions:
         """The recipe handed to the converter: ``recipe``, with ``qat`` appended for ``--qat``."""
         if not self.qat:
             return self.recipe
-        from converters.recipes import DEFAULT_RECIPE, RecipeStep  # noqa: PLC0415 - numpy only
+        from converters.recipes import RecipeStep, parse_recipe, recipe_name  # noqa: PLC0415 - numpy only
 
-        recipe = DEFAULT_RECIPE if self.recipe is None else self.recipe
-        steps = [] if recipe in ("", "ptq") else str(recipe).split("+")
-        steps += [] if "qat" in steps else ["qat"]
-        order = [s.value for s in RecipeStep]  # the converter's order, so the names match
-        return "+".join(sorted(steps, key=lambda s: order.index(s) if s in order else len(order)))
+        # the converter's own canonical name, so the training and conversion reports match
+        return recipe_name({*parse_recipe(self.recipe), RecipeStep.QAT})
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}  # no deepcopy of a strategy
