@@ -138,7 +138,7 @@ def test_fp16_and_dynamic_range_keep_the_float_decisions(lite0_imagenet, float_p
 
 def test_dynamic_range_with_the_weight_recipe_keeps_more_float_decisions(lite0_imagenet, float_probs):
     """gptq+bias-correction on a dynamic-range model: rounding chosen on 64 default-set crops,
-    judged on the 200 crops never calibrated on; the small layers TFLite keeps float stay float."""
+    judged on the 200 crops never calibrated on; the file keeps TFLite's dynamic-range layout."""
     from ai_edge_litert.interpreter import Interpreter
 
     from converters.recipes import RecipeError
