@@ -27,12 +27,17 @@ def lite0_imagenet():
     return create_model("lite0", weights="imagenet")
 
 
-def centre_crops(photos, name):
-    """Every shipped photo centre-cropped and resized per the model's spec (uint8 NHWC)."""
+def centre_crops(photos, name, size=None):
+    """Every shipped photo centre-cropped and resized per the model's spec (uint8 NHWC); ``size``:
+    for a model built at another input size."""
+    import dataclasses
+
     from edge.preprocess import preprocess
     from edge.variants import preprocess_spec
 
     spec = preprocess_spec(name)
+    if size is not None:
+        spec = dataclasses.replace(spec, size=size)
     return np.stack([preprocess(p.path, spec) for p in photos])
 
 

@@ -9,8 +9,6 @@ from converters.options import ConversionError
 from converters.tflite import convert, inspect_model
 from edge import EdgeClassifier
 from edge.metadata import read_metadata
-from edge.preprocess import preprocess
-from edge.variants import PreprocessSpec, preprocess_spec
 from tests.conftest import centre_crops
 
 
@@ -98,6 +96,7 @@ class _Lazy:
 
     def __getattr__(self, name):
         from calibration import fidelity_set
+        from edge.variants import preprocess_spec
 
         self.__dict__.update(vars(fidelity_set(preprocess_spec("lite0"), n_default=100, n_heldout=100)))
         return self.__dict__[name]
@@ -243,9 +242,7 @@ def test_b0_converts_to_every_precision(b0_random, photos, precision):
     data, report = convert(b0_random, precision, num_samples=16, holdout=0, **kw)
     assert report.precision == precision and report.size_bytes == len(data)
     assert report.normalization_in_graph  # B keeps its per-channel mean/std
-    spec = preprocess_spec("b0")
-    x = np.stack([preprocess(p.path, PreprocessSpec(B0_SIZE, spec.resize_filter, spec.crop_fraction,
-                                                    spec.mean, spec.std)) for p in photos[:3]])
+    x = centre_crops(photos[:3], "b0", B0_SIZE)
     it = interpreter(data)
     got = np.stack([run(it, img) for img in x])
     assert got.shape == (3, 1000) and np.all(np.isfinite(got))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge import EdgeClassifier
+from tests.conftest import centre_crops
 
 # Not imported here: tfmot reads tf.keras, which is Keras 3 in this process (qat runs a worker).
 pytestmark = pytest.mark.skipif(
@@ -25,17 +26,13 @@ def test_qat_learns_lands_on_the_grid_and_brings_the_int8_model_closer(photos, m
     from converters.recipes import apply_recipe, parse_recipe, qat
     from converters.recipes.folding import quant_layers, read_folded, round_to_grid
     from converters.tflite import clone, convert, strip_normalization
-    from edge.preprocess import preprocess
-    from edge.variants import PreprocessSpec, preprocess_spec
 
     # Longer and faster than the default on these 18 images, so that what it changes in the
     # TFLite model below stands out from the calibration noise. ImageNet lite0 at 128 px (the
     # weights do not depend on the input size): a third of the time at 224.
     monkeypatch.setattr(qat, "QAT_EPOCHS", 10)
     lite0_imagenet = create_model("lite0", weights="imagenet", input_size=128)
-    spec = preprocess_spec("lite0")
-    spec = PreprocessSpec(128, spec.resize_filter, spec.crop_fraction, spec.mean, spec.std)
-    pixels = np.stack([preprocess(p.path, spec) for p in photos])
+    pixels = centre_crops(photos, "lite0", 128)
     pixels = np.concatenate([pixels, pixels[:, :, ::-1]])  # 18 images
     x = (pixels.astype(np.float32) - 127) / 128
     net = strip_normalization(lite0_imagenet)
