@@ -376,17 +376,16 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             recipe_report.seconds = round(recipe_report.seconds + info["seconds"], 2)
         if float_ref is None:
             float_ref = calibrated  # runs as fp32 with the unchanged weights
-    elif steps:
-        # dynamic-range: the weight steps round (and correct) exactly the weights TFLite stores
-        # as int8, on its per-channel grid; the small layers it keeps in float stay as they are
-        calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
-        small = [q.name for q in quant_layers(net)
-                 if net.get_layer(q.name).get_weights()[0].size < DYNAMIC_MIN_WEIGHTS]
-        # net is already a copy (normalisation kept): the caller's model is the float reference
-        recipe_report = apply_recipe(net, model, calib.pixels.astype(np.float32), steps,
-                                     seed=seed, skip=small)
-        raw = tflite(net, precision)
     else:
+        if steps:
+            # dynamic-range: the weight steps round (and correct) exactly the weights TFLite
+            # stores as int8, on its per-channel grid; the small layers it keeps in float stay
+            calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
+            small = [q.name for q in quant_layers(net)
+                     if net.get_layer(q.name).get_weights()[0].size < DYNAMIC_MIN_WEIGHTS]
+            # net is already a copy (normalisation kept): the caller's model is the reference
+            recipe_report = apply_recipe(net, model, calib.pixels.astype(np.float32), steps,
+                                         seed=seed, skip=small)
         raw = tflite(net, precision)
 
     warn: list[str] = []
