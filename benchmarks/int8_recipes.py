@@ -98,7 +98,7 @@ def row(name: str, data: bytes, report, ref: np.ndarray, fset, fp32_size: int, p
 def mean_row(rows: list[dict]) -> dict:
     """The mean of one recipe's rows over calibration seeds (strict range in the label)."""
     out = {k: (float(np.mean([r[k] for r in rows])) if isinstance(v, (int, float)) else v)
-           for k, v in rows[0].items() if not isinstance(v, bool)}
+           for k, v in rows[0].items()}
     strict = [r["strict"] for r in rows]
     out["recipe"] = (rows[0]["recipe"].rsplit(", seed", 1)[0] + f", **mean of {len(rows)} seeds** "
                      f"(strict {min(strict):.1%}-{max(strict):.1%})")
@@ -179,16 +179,18 @@ def main() -> None:
                   "than 1/256 (the uint8 output's step): int8 mostly ties or swaps them, so strict "
                   f"agreement tops out near {1 - close / 2 / len(ref):.1%} (half of them lost)")
             rows, plain = [], None
-            runs = [(r, f, "none") for r in args.recipes for f in folders.values()]  # all int8
+            # (recipe, calibration folder's seed or None for the default set, keep_float)
+            runs = [(r, seed, "none") for r in args.recipes for seed in folders]  # all int8
             if args.keep_float:
                 keep_recipes = (args.keep_float_recipes if args.keep_float_recipes is not None
                                 else ["gptq+bias-correction", DEFAULT_RECIPE, f"{DEFAULT_RECIPE}+qat"])
-                runs += [(r, f, args.keep_float) for r in keep_recipes for f in folders.values()]
+                runs += [(r, seed, args.keep_float) for r in keep_recipes for seed in folders]
             if not args.no_default_set:
                 runs.append((None, None, "default"))  # convert()'s defaults, default set
             if args.dynamic is not None:  # dynamic-range: plain, then each weight recipe
                 runs += [(r, None, "dynamic") for r in ["ptq", *(args.dynamic or ["gptq+bias-correction"])]]
-            for recipe, calib, keep in runs:
+            for recipe, seed, keep in runs:
+                calib = folders.get(seed)
                 t = time.perf_counter()
                 precision = "dynamic" if keep == "dynamic" else "int8"
                 if precision == "dynamic":
@@ -211,10 +213,10 @@ def main() -> None:
                 elif calib is None:
                     label = (f"defaults, default set ({report.calibration_samples} crops): {label}")
                 elif len(folders) > 1:
-                    label += f", seed {next(k for k, v in folders.items() if v == calib)}"
+                    label += f", seed {seed}"
                 rows.append(row(label, data, report, ref, fset, len(fp32), plain, seconds))
                 strict = rows[-1]["strict"]
-                if len(folders) > 1 and calib is not None and calib == list(folders.values())[-1]:
+                if len(folders) > 1 and seed == list(folders)[-1]:
                     rows.append(mean_row(rows[-len(folders):]))
                 results["models"][name] = {"evaluation": fset.description, "rows": rows}
                 with open(args.json + ".tmp", "w") as f:
