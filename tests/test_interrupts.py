@@ -3,7 +3,7 @@ stops within seconds with exit 130 and one "interrupted" line, temp files are go
 from an earlier run are untouched.
 
 Stages are found from the outside: ``--verbose`` stage lines (model build), the progress bar
-(calibration), the converter's SavedModel appearing in TMPDIR (conversion), and the
+(calibration), an import hook announcing the converter's native call (conversion), and the
 EFFICIENTNET_EDGE_TEST_WRITE_DELAY hook of edge.cliutil (writing).
 """
 from __future__ import annotations
@@ -126,13 +126,44 @@ def test_sigterm_during_calibration(tmp_path, photos):
     _assert_stopped_cleanly(run, rc, took, stdout, earlier)
 
 
+# efficientnet-convert with the TFLite converter's one native call announced on stderr when it
+# starts (an import hook in the process that runs it: the CLI's forked worker imports TensorFlow).
+_ANNOUNCE_CONVERTER = """
+import importlib.abc, importlib.machinery, sys
+
+class Announce(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow.compiler.mlir.lite.python.wrap_converter":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            native = module.wrapped_convert
+
+            def announced(*args, **kwargs):
+                print("inside the TFLite converter", file=sys.stderr, flush=True)
+                return native(*args, **kwargs)
+
+            module.wrapped_convert = announced
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Announce())
+from converters.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_ctrl_c_inside_the_tflite_converter(tmp_path):
     out = tmp_path / "out"
     earlier = _earlier_outputs(out, "m.tflite")
-    run = Run(tmp_path, "--model", "lite0", "--weights", "none", "--output", str(out / "m.tflite"))
-    # The converter exports a SavedModel to a temp folder, then converts it in one C++ call.
-    run.wait_for(lambda: any(run.tmpdir.rglob("saved_model.pb")))
-    time.sleep(1.0)
+    run = Run(tmp_path, "-c", _ANNOUNCE_CONVERTER, "--model", "lite0", "--weights", "none",
+              "--output", str(out / "m.tflite"), module=None)
+    run.wait_for(lambda: "inside the TFLite converter" in run.stderr)
+    time.sleep(0.5)  # the call runs for seconds and never returns to Python until it is done
     rc, took, stdout = run.stop(signal.SIGINT)
     _assert_stopped_cleanly(run, rc, took, stdout, earlier)
 
@@ -197,7 +228,7 @@ import sys, tempfile
 from edge.cliutil import run_interruptible
 
 def work():
-    tempfile.mkdtemp(prefix="savedmodel-")  # like the converter's export folder
+    tempfile.mkdtemp(prefix="efficientnet-qat-")  # like the qat recipe's job folder
     print("holding the GIL", file=sys.stderr, flush=True)
     return sum(range(10**11))  # one long C call that never lets another thread run
 
