@@ -78,7 +78,7 @@ def run(tmp_path_factory):
     child = Child([str(root / "digits"), "--model", "lite0", "--output", str(out),
                    "--input-size", str(SIZE), "--head-epochs", "1", "--epochs", "1",
                    "--batch-size", "16", "--learning-rate", "3e-3", "--test-split", "0.2",
-                   "--num-calibration", "32", "--qat", "--quiet"],
+                   "--num-calibration", "32", "--quiet"],
                   env={"EFFICIENTNET_EDGE_TEST_WRITE_DELAY": "3"})
     child.wait_for("last.npz", count=2)
     os.kill(child.proc.pid, signal.SIGKILL)
@@ -150,12 +150,27 @@ def test_every_output_is_written_whole(run):
     assert f"| int8 .tflite | {100 * report['quantized_accuracy']:.1f} % |" in md
     assert report["conversion"]["input"]["dtype"] == "uint8"
     assert report["conversion"]["calibration_samples"] == 32
-    # no --recipe, --qat: the converter's default recipe, then quantisation-aware fine-tuning
-    applied = "gptq+bias-correction+qat+range-mse"
+    # no --recipe: the converter's default recipe, as efficientnet-convert --int8 applies it
+    applied = "gptq+bias-correction+range-mse"
     assert report["recipe"] == report["conversion"]["recipe"]["recipe"] == applied
     assert f"int8 recipe applied by the converter: `{applied}`" in md
+
+
+@pytest.mark.slow  # the qat worker (tf_keras + tfmot) adds about a minute to a run
+def test_qat_fine_tunes_the_exported_int8_model_after_the_default_recipe(tmp_path):
+    write_digits(str(tmp_path / "digits"), per_class=24, classes=(0, 1, 2, 3))
+    out = tmp_path / "run"
+    assert main([str(tmp_path / "digits"), "--model", "lite0", "--output", str(out),
+                 "--input-size", str(SIZE), "--head-epochs", "1", "--epochs", "1",
+                 "--batch-size", "16", "--learning-rate", "3e-3", "--test-split", "0.2",
+                 "--num-calibration", "32", "--qat", "--quiet"]) == 0
+    with open(out / "report.json", encoding="utf-8") as f:
+        report = json.load(f)
+    applied = "gptq+bias-correction+qat+range-mse"  # the default recipe, then fine-tuning
+    assert report["recipe"] == report["conversion"]["recipe"]["recipe"] == applied
     qat = [s for s in report["conversion"]["recipe"]["steps"] if s["step"] == "qat"]
     assert len(qat) == 1 and qat[0]["images"] == 32 and qat[0]["seconds"] > 0
+    assert report["agreement"] >= 0.8
 
 
 def test_the_report_holds_what_edgeclassifier_measures_on_the_test_split(run):
