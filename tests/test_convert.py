@@ -218,9 +218,16 @@ def test_int8_size_and_metadata(converted):
     assert int8_report["calibration_samples"] == 120
     assert "CONV_2D" in int8_report["ops"] and int8_report["size_bytes"] == os.path.getsize(int8_path)
     # signature runners (LiteRT's runSignature, get_signature_runner) find the model's one entry
+    # and the entry points at the model's input and output (after int8 quantisation too)
     for path in (int8_path, fp32_path):
-        sig = interpreter(path).get_signature_list()
-        assert list(sig) == ["serving_default"] and len(sig["serving_default"]["inputs"]) == 1
+        it = interpreter(path)
+        assert it.get_signature_list() == {"serving_default": {"inputs": ["image"], "outputs": ["output_0"]}}
+        inp = it.get_input_details()[0]
+        image = np.random.default_rng(0).integers(0, 256, inp["shape"][1:]).astype(inp["dtype"])
+        got = it.get_signature_runner("serving_default")(image=image[None])["output_0"]
+        it.set_tensor(inp["index"], image[None])
+        it.invoke()
+        np.testing.assert_array_equal(got, it.get_tensor(it.get_output_details()[0]["index"]))
 
 
 @pytest.fixture(scope="module")
