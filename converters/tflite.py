@@ -87,7 +87,7 @@ def with_signature(model_bytes: bytes) -> bytes:
     (unchanged if it has a signature already)."""
     import flatbuffers  # noqa: PLC0415
 
-    from edge._schema import model_schema  # noqa: PLC0415
+    from edge.metadata import MODEL_IDENTIFIER, model_schema  # noqa: PLC0415
 
     fb = model_schema()
     m = fb.ModelT.InitFromObj(fb.Model.GetRootAs(model_bytes, 0))
@@ -106,7 +106,7 @@ def with_signature(model_bytes: bytes) -> bytes:
     sig.signatureKey, sig.subgraphIndex = SIGNATURE_KEY, 0
     m.signatureDefs = [sig]
     b = flatbuffers.Builder(len(model_bytes) + 1024)
-    b.Finish(m.Pack(b), b"TFL3")
+    b.Finish(m.Pack(b), MODEL_IDENTIFIER)
     return bytes(b.Output())
 
 

@@ -27,7 +27,7 @@ from ._schema.flatbuf import BYTE, FLOAT, UBYTE, FlatbufferError, Table, has_ide
 from .variants import PreprocessSpec
 
 METADATA_NAME = "TFLITE_METADATA"
-MODEL_IDENTIFIER = b"TFL3"
+MODEL_IDENTIFIER = _mr.MODEL_IDENTIFIER
 METADATA_IDENTIFIER = b"M001"
 #: Lowest metadata parser that reads what we write (only 1.0.0 features are used; the test
 #: checks this against MediaPipe's own GetMinimumMetadataParserVersion).

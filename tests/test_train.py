@@ -66,6 +66,14 @@ def _temps(folder):
     return [os.path.join(r, f) for r, _, files in os.walk(folder) for f in files if f.endswith(".tmp")]
 
 
+def _run_args(data, out, *extra):
+    """efficientnet-train's arguments for the CI-sized run: lite0 at SIZE px, one epoch per
+    phase, 32 calibration images."""
+    return [str(data), "--model", "lite0", "--output", str(out), "--input-size", str(SIZE),
+            "--head-epochs", "1", "--epochs", "1", "--batch-size", "16", "--learning-rate", "3e-3",
+            "--test-split", "0.2", "--num-calibration", "32", *extra, "--quiet"]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """The run, interrupted twice and resumed; what each interruption left is recorded."""
@@ -75,11 +83,7 @@ def run(tmp_path_factory):
     seen = {}
     # 1. SIGKILL while the second checkpoint write (after epoch 1) pauses between its temp file
     #    and the rename (a test hook of edge.cliutil): the process gets no chance to clean up.
-    child = Child([str(root / "digits"), "--model", "lite0", "--output", str(out),
-                   "--input-size", str(SIZE), "--head-epochs", "1", "--epochs", "1",
-                   "--batch-size", "16", "--learning-rate", "3e-3", "--test-split", "0.2",
-                   "--num-calibration", "32", "--quiet"],
-                  env={"EFFICIENTNET_EDGE_TEST_WRITE_DELAY": "3"})
+    child = Child(_run_args(root / "digits", out), env={"EFFICIENTNET_EDGE_TEST_WRITE_DELAY": "3"})
     child.wait_for("last.npz", count=2)
     os.kill(child.proc.pid, signal.SIGKILL)
     seen["sigkill_rc"] = child.finish()
@@ -160,10 +164,7 @@ def test_every_output_is_written_whole(run):
 def test_qat_fine_tunes_the_exported_int8_model_after_the_default_recipe(tmp_path):
     write_digits(str(tmp_path / "digits"), per_class=24, classes=(0, 1, 2, 3))
     out = tmp_path / "run"
-    assert main([str(tmp_path / "digits"), "--model", "lite0", "--output", str(out),
-                 "--input-size", str(SIZE), "--head-epochs", "1", "--epochs", "1",
-                 "--batch-size", "16", "--learning-rate", "3e-3", "--test-split", "0.2",
-                 "--num-calibration", "32", "--qat", "--quiet"]) == 0
+    assert main(_run_args(tmp_path / "digits", out, "--qat")) == 0
     with open(out / "report.json", encoding="utf-8") as f:
         report = json.load(f)
     applied = "gptq+bias-correction+qat+range-mse"  # the default recipe, then fine-tuning
