@@ -120,6 +120,9 @@ def _rewritten(path: str, edit) -> bytes:
     (lambda m, fb: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 99), "opcode index 99"),
     (lambda m, fb: setattr(m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].quantization,
                            "scale", np.array([-1.0], np.float32)), "positive finite scale"),
+    # an int8 activation with zero points but no scales: LiteRT's int8 kernels abort on it
+    (lambda m, fb: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].outputs[0]].quantization,
+                           "scale", np.array([], np.float32)), "0 scales for 1 zero points"),
 ])
 def test_wrong_tensors_say_what_is_wrong(models, edit, says):
     with warnings.catch_warnings():

@@ -107,6 +107,10 @@ def _quantization(t: Table | None) -> tuple[tuple[float, ...], tuple[int, ...]]:
         return (), ()
     t.numbers(0, FLOAT), t.numbers(1, FLOAT)  # min, max: checked, unused
     scale, zp = t.numbers(2, FLOAT), t.numbers(3, LONG)
+    if len(scale) != len(zp):
+        # LiteRT reads a tensor with zero points but no scales as unquantised, and an int8
+        # kernel given one aborts the process (found by benchmarks/fuzz_inputs.py)
+        raise FlatbufferError(f"{t.what}: {len(scale)} scales for {len(zp)} zero points")
     if t.scalar(4, UBYTE):
         t.table(5, f"{t.what} details")
     return scale, zp
