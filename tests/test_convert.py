@@ -82,6 +82,24 @@ def test_int8_fidelity_on_shipped_photos(photos, lite0_imagenet, converted):
     assert kept["size_bytes"] - kept["size_bytes_all_int8"] < 50_000
 
 
+def test_report_agreement_is_the_keras_models_own(lite0_imagenet, converted):
+    """The report's float side (a float .tflite of the unchanged weights, for speed) gives the
+    figures the Keras model itself gives on the same 200 held-out inputs."""
+    from calibration import load_calibration
+    from converters.tflite import agreement_report
+    from edge.variants import preprocess_spec
+
+    path, report = converted["int8"]
+    held = load_calibration(None, preprocess_spec("lite0"), num_samples=120).heldout
+    keras_probs = lite0_imagenet.predict(held.pixels.astype(np.float32), verbose=0, batch_size=32)
+    mine = agreement_report(keras_probs, open(path, "rb").read(), held.pixels, held.description)
+    got = report["agreement"]
+    assert got["description"] == mine.description and got["inputs"] == mine.inputs == 200
+    for key in ("strict", "with_ties", "confident", "confident_inputs", "in_top5"):
+        assert got[key] == getattr(mine, key), key
+    assert got["kl_mean"] == pytest.approx(mine.kl_mean, rel=1e-3)
+
+
 def _agreement(float_probs, model):
     from edge.evaluate import agreement_summary, output_quantization
 
