@@ -169,13 +169,18 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--photos", type=int, default=500,
                     help="12 MP JPEGs for (b) and (e) (default: 500 crops of the 9 photos)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="which random crops make the 12 MP JPEGs (default 0; 7 is a second set)")
     ap.add_argument("--skip-draft", action="store_true", help="leave out (e), the slow part")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "edge-big-jpegs"),
-                    help="folder for the generated 12 MP JPEGs (reused between runs)")
+                    help="folder for the generated 12 MP JPEGs (reused between runs; other seeds "
+                         "go to FOLDER-sSEED)")
     args = ap.parse_args(argv)
+    cache = args.cache if args.seed == 0 else f"{args.cache}-s{args.seed}"
     print(cpu_line())
-    print(f"interpreter threads {args.threads}; making {args.photos} 12 MP JPEGs in {args.cache}")
-    jpegs = make_big_jpegs(args.cache, args.photos)
+    print(f"interpreter threads {args.threads}; making {args.photos} 12 MP JPEGs (seed {args.seed}) "
+          f"in {cache}")
+    jpegs = make_big_jpegs(cache, args.photos, seed=args.seed)
     rows = []
     raw, pred = raw_vs_predict(args.model, args.threads, args.runs)
     rows.append(("(a) predict(224² uint8) / raw interpreter", f"{pred:.3f} / {raw:.3f} ms",

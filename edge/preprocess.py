@@ -24,7 +24,8 @@ T = TypeVar("T")
 #: DRAFT_MARGIN × spec.size pixels, so the resize still shrinks by 2× or more. Chosen by
 #: benchmarks/bench_runtime.py on 500 12 MP JPEGs (crops of the shipped photos): the float Lite0
 #: agrees with the full decode on 100.0 % of top-1s at 2 (1/4 scale for 12 MP) and 98.8 % at 1
-#: (1/8); the int8 model's ties bound it near 98-99 % whatever the resize.
+#: (1/8); on a second 500 (``--seed 7``) 98.8 % and 98.2 %. The int8 model's ties bound it near
+#: 97-99 % whatever the resize.
 DRAFT_MARGIN = 2.0
 #: draft=True: Pillow's reducing_gap for the final resize (box reduce first, then resample).
 REDUCING_GAP = 3.0
