@@ -344,7 +344,9 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
                                   f"{name} (e.g. stem_conv, block1a_dwconv, predictions)")
 
     calib: CalibrationData | None = None
-    original: bytes | None = None  # a float .tflite of the unchanged weights, if one is made
+    # The float model before any recipe changed it, as a .tflite, when the conversion makes one:
+    # the reference of the per-layer errors and the float side of the agreement report.
+    float_ref: bytes | None = None
     recipe_report: RecipeReport | None = None
     chosen: list[str] = []
     how = ""
@@ -385,8 +387,6 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         def plain_int8(calibrated_model: bytes, float_layers: Sequence[str] = ()) -> bytes:
             return quantize_calibrated(calibrated_model, dtypes[in_t], dtypes[out_t], float_layers)
 
-        # The float reference for per-layer errors: the model before any recipe changed it.
-        float_ref: bytes | None = None
         ranked = isinstance(keep_float, (int, np.integer)) or (
             isinstance(keep_float, str) and (keep_float.isdigit() or keep_float.lower() == "auto"))
         if keep_float and ranked:
@@ -395,7 +395,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             from edge.layers import layer_errors  # noqa: PLC0415
 
             plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
-            float_ref = original = plain
+            float_ref = plain
             chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe))
         elif keep_float:
             chosen, how = choose_float_layers(keep_float, [])
@@ -405,7 +405,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             recipe_report = apply_recipe(net, reference, net_inputs(pixels), steps, seed=seed,
                                          skip=chosen)
             if layer_report and float_ref is None:
-                float_ref = original = tflite(reference, Precision.FP32)  # same tensor names
+                float_ref = tflite(reference, Precision.FP32)  # same tensor names
             del reference
         else:
             recipe_report = RecipeReport(recipe_name(()), images=0)
@@ -418,10 +418,8 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             calibrated, info = mse_ranges(calibrated, net_inputs(pixels[:RANGE_IMAGES]), progress)
             recipe_report.steps.append(info)
             recipe_report.seconds = round(recipe_report.seconds + info["seconds"], 2)
-        if float_ref is None:
-            float_ref = calibrated  # runs as fp32 with the unchanged weights
-        if not set(steps) - CALIBRATED_STEPS:
-            original = calibrated  # no recipe changed a weight
+        if float_ref is None and not set(steps) - CALIBRATED_STEPS:
+            float_ref = calibrated  # no recipe changed a weight: runs as fp32 with the originals
     else:
         if steps:
             # dynamic-range: the weight steps round (and correct) exactly the weights TFLite
@@ -481,9 +479,8 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         report.calibration_source = calib.source
         if calib.heldout is not None and len(calib.heldout):
             held = calib.heldout
-            # the float side: a float .tflite of the unchanged weights when the conversion made
-            # one (net's input domain), else the Keras model itself
-            probs = (_tflite_predict(original, net_inputs(held.pixels)) if original is not None
+            # the float side: float_ref (net's input domain) when there is one, else Keras
+            probs = (_tflite_predict(float_ref, net_inputs(held.pixels)) if float_ref is not None
                      else _predict(model, held.pixels))
             report.agreement = agreement_report(probs, data, held.pixels, held.description)
             report.agreement_top1 = report.agreement.strict
