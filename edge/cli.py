@@ -14,13 +14,14 @@ import resource
 import sys
 import time
 import warnings
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from .backends import BackendUnavailableError
 from .classifier import EdgeClassifier, InferenceError
-from .cliutil import EXIT_INTERRUPTED, CliParser, fail, one_line, quiet_native_logs, warn
+from .cliutil import (EXIT_INTERRUPTED, CliParser, fail, one_line, quiet_native_logs,
+                      sticky_interrupts, warn)
 from .delegates import DelegateKind, DelegateUnavailableError
 from .folder import AtomicTextFile, OutputFormat, RowWriter, iter_images
 from .model import ModelLoadError
@@ -185,14 +186,16 @@ def classify_main(argv: Sequence[str] | None = None) -> int:
     if args.output and os.path.isdir(args.output):
         return fail(CLASSIFY, f"--output {args.output} is a folder")
     try:
-        with quiet_native_logs(args.verbose), _one_line_warnings(CLASSIFY):
-            return _classify(args, fmt)
+        with quiet_native_logs(args.verbose), _one_line_warnings(CLASSIFY), \
+                sticky_interrupts() as check_interrupt:
+            return _classify(args, fmt, check_interrupt)
     except KeyboardInterrupt:
         print(f"{CLASSIFY}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
 
 
-def _classify(args, fmt: OutputFormat) -> int:
+def _classify(args, fmt: OutputFormat,
+              check_interrupt: Callable[[], None] = lambda: None) -> int:
     try:
         clf = _open(CLASSIFY, args)
     except _MODEL_ERRORS as e:
@@ -212,6 +215,7 @@ def _classify(args, fmt: OutputFormat) -> int:
                 workers = 1  # a few files: the main interpreter alone starts fastest
             for pred in clf.predict_iter(iter_images(args.images, args.recursive),
                                          top_k=args.top_k, workers=workers):
+                check_interrupt()  # a Ctrl-C swallowed on its way still stops the run here
                 name = os.fspath(pred.source)
                 if pred.error is not None:
                     failed += 1

@@ -284,6 +284,37 @@ def write_atomic(path: str, data: bytes) -> None:
     write_files_atomic({path: data})
 
 
+@contextlib.contextmanager
+def sticky_interrupts() -> Iterator[Callable[[], None]]:
+    """Within the block SIGINT and SIGTERM raise KeyboardInterrupt, and are remembered.
+
+    Yields ``check``: it raises KeyboardInterrupt again if a signal has arrived. A loop that
+    calls it once per item stops even when the first KeyboardInterrupt was swallowed on its way,
+    as one raised inside a finaliser is (Python prints "Exception ignored in ..." and goes on).
+    Off the main thread, where no handler can be installed, ``check`` never raises.
+    """
+    arrived = threading.Event()
+
+    def check() -> None:
+        if arrived.is_set():
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield check
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        arrived.set()
+        raise KeyboardInterrupt
+
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield check
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
 class _Stop(BaseException):
     """Raised in the main thread by the SIGINT/SIGTERM handler of :func:`run_interruptible`."""
 
@@ -507,4 +538,5 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
 
 __all__ = ["CliParser", "fail", "warn", "one_line", "quiet_native_logs", "NativeLog",
            "write_atomic", "write_files_atomic", "removed_on_interrupt", "run_interruptible",
+           "sticky_interrupts",
            "EXIT_INTERRUPTED"]

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
 from edge import cliutil
-from edge.cliutil import CliParser, fail, quiet_native_logs, run_interruptible, write_atomic
+from edge.cliutil import (CliParser, fail, quiet_native_logs, run_interruptible,
+                          sticky_interrupts, write_atomic)
 
 
 def test_usage_error_is_one_line_with_exit_2(capsys):
@@ -102,3 +105,36 @@ def test_run_interruptible_returns_raises_and_cleans_its_temp_folder(monkeypatch
     assert not os.path.exists(os.path.dirname(made))  # … which is gone afterwards
     with pytest.raises(ValueError, match="bad labels"):
         run_interruptible(_bad_labels, "efficientnet-demo")
+
+
+class _SignalInFinaliser:
+    """Sends SIGINT to this process from its finaliser, so the handler runs inside ``__del__``,
+    where Python swallows the KeyboardInterrupt (it prints "Exception ignored in ...")."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+
+def _loop(check) -> int:
+    """100 items; a finaliser eats the Ctrl-C at item 3. Returns the items done."""
+    done = 0
+    for i in range(100):
+        check()
+        if i == 3:
+            _SignalInFinaliser()  # made and dropped at once
+        done += 1
+    return done
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_loop():
+    # Python's own handler: the KeyboardInterrupt dies in the finaliser and the loop runs on.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert _loop(lambda: None) == 100
+    with sticky_interrupts() as check:
+        with pytest.raises(KeyboardInterrupt):
+            _loop(check)
+        with pytest.raises(KeyboardInterrupt):  # it stays remembered
+            check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
