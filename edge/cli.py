@@ -194,6 +194,10 @@ def classify_main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+class _NoImages(Exception):
+    """No image file was found under the paths given."""
+
+
 def _classify(args, fmt: OutputFormat,
               check_interrupt: Callable[[], None] = lambda: None) -> int:
     try:
@@ -226,13 +230,13 @@ def _classify(args, fmt: OutputFormat,
                 done += 1
                 if bar is not None:
                     bar.update(1)
-    except (InferenceError, OSError) as e:
+            if done == 0:  # raised inside the block: no --output file is written
+                raise _NoImages("no image files found in " + ", ".join(args.images))
+    except (InferenceError, OSError, _NoImages) as e:
         return fail(CLASSIFY, e)
     finally:
         if bar is not None:
             bar.close()
-    if done == 0:
-        return fail(CLASSIFY, "no image files found in " + ", ".join(args.images))
     if args.output:
         print(f"{CLASSIFY}: {done - failed} of {done} images classified → {args.output}",
               file=sys.stderr)

@@ -147,9 +147,17 @@ def test_classify_folder_jsonl_stdout_not_recursive(models, tree, capsys):
     assert rc == 2 and [r["image"] for r in rows] == [p for p in paths if "b_sub" not in p]
 
 
-def test_empty_folder_is_an_error(models, tmp_path, capsys):
-    assert classify_main([models.int8, str(tmp_path)]) == 2
+def test_empty_folder_is_an_error_and_writes_no_output(models, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert classify_main([models.int8, str(empty)]) == 2
     assert "no image files found" in capsys.readouterr().err
+    out = tmp_path / "rows.csv"
+    assert classify_main([models.int8, str(empty), "--output", str(out)]) == 2
+    assert os.listdir(tmp_path) == ["empty"]  # no empty CSV (nor its temp file) left behind
+    out.write_text("earlier output\n")
+    assert classify_main([models.int8, str(empty), "--output", str(out)]) == 2
+    assert out.read_text() == "earlier output\n"
 
 
 def _cli(*args, **kw):
