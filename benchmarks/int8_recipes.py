@@ -9,9 +9,12 @@ One table per model, every figure measured in this run:
   moves with the calibration images, so one seed's row is not the recipe's figure.
   Row "default set": the offline default calibration set instead (``calibration=None``).
 * evaluation: :func:`calibration.fidelity_set`: ``--n-default`` crops (10-100 % of the area,
-  half mirrored) of the same nine photos drawn with seed 2026, plus ``--n-heldout`` crops of
-  three photos that are in no calibration set (astronaut, clock_motion, coins). No evaluation
-  input is a calibration input; the held-out photos are never calibrated on.
+  half mirrored) of the same nine photos drawn with ``--eval-seed`` (2026), plus ``--n-heldout``
+  crops of three photos that are in no calibration set (astronaut, clock_motion, coins). No
+  evaluation input is a calibration input; the held-out photos are never calibrated on. Crops
+  of one photo overlap, so their verdicts are correlated and a small set moves with its seed:
+  one lite0 model scored 96.0 / 97.2 / 97.7 % strict on sets of 600 (seed 2026), 1,200 (seed 77)
+  and 3,000 crops (seed 78). ``--n-default 2500 --n-heldout 500`` gives the steadier figure.
 * strict: int8 top-1 == float top-1; ties: also agrees when the int8 top score is shared by the
   float top-1 class (uint8 outputs make exact ties); confident: strict where float p >= 0.5;
   in top-5: float top-1 inside int8 top-5; unseen: strict on the held-out photos' crops alone;
@@ -24,6 +27,8 @@ One table per model, every figure measured in this run:
     python benchmarks/int8_recipes.py --recipes --keep-float "" --no-default-set --dynamic  # dynamic-range
     python benchmarks/int8_recipes.py --recipes --keep-float-recipes gptq+bias-correction+range-mse \
         --calib-seeds 11 12 13 --no-default-set    # the default recipe over 3 calibration folders
+    python benchmarks/int8_recipes.py --recipes --keep-float-recipes gptq+bias-correction+range-mse \
+        --calib-seeds 11 12 13 --n-default 2500 --n-heldout 500 --eval-seed 78  # on 3,000 crops
 """
 from __future__ import annotations
 
@@ -144,10 +149,13 @@ def main() -> None:
                     help="default-set row: calibration images (default: the converter's default)")
     ap.add_argument("--n-default", type=int, default=500)
     ap.add_argument("--n-heldout", type=int, default=100)
+    ap.add_argument("--eval-seed", type=int, default=None,
+                    help="seed of the evaluation crops (default: calibration.FIDELITY_SEED, 2026)")
     ap.add_argument("--json", default="out/int8_recipes.json")
     args = ap.parse_args()
 
     from calibration import DEFAULT_NUM_SAMPLES, fidelity_set
+    from calibration.defaults import FIDELITY_SEED
     from converters.efficientnet import create_model
     from converters.recipes import DEFAULT_RECIPE
     from converters.tflite import convert
@@ -166,7 +174,8 @@ def main() -> None:
         for name in args.models:
             spec = preprocess_spec(name)
             model = create_model(name, weights="imagenet")
-            fset = fidelity_set(spec, args.n_default, args.n_heldout)
+            fset = fidelity_set(spec, args.n_default, args.n_heldout,
+                                seed=FIDELITY_SEED if args.eval_seed is None else args.eval_seed)
             ref = np.asarray(model.predict(fset.pixels.astype(np.float32), verbose=0, batch_size=16))
             fp32, _ = convert(model, "fp32")
             top2 = np.sort(ref, axis=1)[:, -2:]
@@ -175,9 +184,12 @@ def main() -> None:
             print(f"\n{name}: evaluated on {fset.description}; calibrated on {args.calib_crops} "
                   f"crops (seed {seeds}; 25-100 % of the area) of the default-set photos, "
                   f"80 % of the files")
+            # the float probabilities themselves rounded to the uint8 output's grid (1/256)
+            cap = float(np.mean(np.rint(ref * 256).argmax(axis=1) == ref.argmax(axis=1)))
             print(f"{close} of the {len(ref)} inputs have float top-1 and top-2 probabilities closer "
-                  "than 1/256 (the uint8 output's step): int8 mostly ties or swaps them, so strict "
-                  f"agreement tops out near {1 - close / 2 / len(ref):.1%} (half of them lost)")
+                  "than 1/256 (the uint8 output's step): int8 mostly ties or swaps them. The float "
+                  f"model's own outputs rounded to that step agree on {cap:.1%} strict: the cap of "
+                  "a uint8 output")
             rows, plain = [], None
             # (recipe, calibration folder's seed or None for the default set, keep_float)
             runs = [(r, seed, "none") for r in args.recipes for seed in folders]  # all int8
