@@ -172,11 +172,9 @@ def agreement_report(float_probs: np.ndarray, model_bytes: bytes, images: np.nda
                      description: str) -> AgreementReport:
     """How the TFLite model (served by :class:`edge.EdgeClassifier`, as users run it) agrees
     with ``float_probs`` (the float model's probabilities) on ``images`` (uint8, model-sized)."""
-    from edge.classifier import EdgeClassifier  # noqa: PLC0415
     from edge.evaluate import agreement_summary, output_quantization  # noqa: PLC0415
 
-    with EdgeClassifier(model_bytes, delegate="xnnpack", top_k=5) as clf:
-        scores = np.stack([clf.scores(img) for img in images])
+    scores = _served_scores(model_bytes, images)
     s = agreement_summary(float_probs, scores, output_quantization(model_bytes))
     thin = len(images) < THIN_INPUTS
     return AgreementReport(
@@ -185,6 +183,15 @@ def agreement_report(float_probs: np.ndarray, model_bytes: bytes, images: np.nda
         kl_mean=s.kl_mean, kl_floor=s.kl_floor, thin=thin,
         note=(f"too thin to judge: only {len(images)} inputs (fewer than {THIN_INPUTS}); "
               "calibrate on more images" if thin else ""))
+
+
+def _served_scores(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    """The scores of a .tflite with metadata on ``images`` (uint8, model-sized), served as users
+    run it: :class:`edge.EdgeClassifier` on XNNPACK, one image per invoke."""
+    from edge.classifier import EdgeClassifier  # noqa: PLC0415
+
+    with EdgeClassifier(model_bytes, delegate="xnnpack", top_k=5) as clf:
+        return np.stack([clf.scores(img) for img in images])
 
 
 def calibration_batch(size: int) -> int:
@@ -211,24 +218,6 @@ def calibration_batches(pixels: np.ndarray, to_input: Callable[[np.ndarray], np.
 
 def _predict(model: Any, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images.astype(np.float32), verbose=0, batch_size=64))
-
-
-def _tflite_predict(model_bytes: bytes, inputs: np.ndarray) -> np.ndarray:
-    """A float .tflite's outputs on ``inputs`` (N×H×W×3 float32, the model's own input domain),
-    one image per invoke on XNNPACK: the same numbers as the Keras model it was traced from
-    (about 1e-6), several times sooner than ``model.predict`` on a few hundred images."""
-    from edge.backends import load_backend  # noqa: PLC0415
-
-    interp = load_backend().Interpreter(model_content=model_bytes,
-                                        num_threads=int(os.cpu_count() or 1))
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    probs = []
-    for x in np.asarray(inputs, dtype=np.float32):
-        interp.set_tensor(inp["index"], x[None])
-        interp.invoke()
-        probs.append(interp.get_tensor(out["index"])[0].copy())
-    return np.stack(probs)
 
 
 def convert(
@@ -447,6 +436,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 
     keep_report: KeepFloatReport | None = None
     layers: list[dict] = []
+    served_ref: bytes | None = None  # float_ref with the int8 model's metadata
     if precision is Precision.INT8:
         raw = plain_int8(calibrated)
         data = write_metadata(raw, info)
@@ -456,11 +446,12 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             keep_report = KeepFloatReport(chosen, len(data), len(mixed),
                                           latency_ratio(mixed, data, probe[0]), how)
             data = mixed
+        if float_ref is not None:  # served like the int8 model: raw pixels in, metadata's mean/std
+            served_ref = write_metadata(float_ref, info)
         if layer_report:
             from edge.layers import layer_errors  # noqa: PLC0415
 
-            ref = write_metadata(float_ref, info)
-            layers = [_layer_row(e) for e in layer_errors(ref, data, probe)[:layer_report]]
+            layers = [_layer_row(e) for e in layer_errors(served_ref, data, probe)[:layer_report]]
     else:
         data = write_metadata(raw, info)
 
@@ -479,8 +470,8 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
         report.calibration_source = calib.source
         if calib.heldout is not None and len(calib.heldout):
             held = calib.heldout
-            # the float side: float_ref (net's input domain) when there is one, else Keras
-            probs = (_tflite_predict(float_ref, net_inputs(held.pixels)) if float_ref is not None
+            # the float side: float_ref when the conversion made one (sooner), else Keras
+            probs = (_served_scores(served_ref, held.pixels) if served_ref is not None
                      else _predict(model, held.pixels))
             report.agreement = agreement_report(probs, data, held.pixels, held.description)
             report.agreement_top1 = report.agreement.strict
