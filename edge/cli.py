@@ -198,8 +198,7 @@ class _NoImages(Exception):
     """No image file was found under the paths given."""
 
 
-def _classify(args, fmt: OutputFormat,
-              check_interrupt: Callable[[], None] = lambda: None) -> int:
+def _classify(args, fmt: OutputFormat, check_interrupt: Callable[[], None]) -> int:
     try:
         clf = _open(CLASSIFY, args)
     except _MODEL_ERRORS as e:
