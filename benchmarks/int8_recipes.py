@@ -95,6 +95,8 @@ def row(name: str, data: bytes, report, ref: np.ndarray, fset, fp32_size: int, p
             "unseen_ties": u.agree_ties, "kl_mean": s.kl_mean,
             "size_of_fp32": len(data) / fp32_size,
             "latency_vs_ptq": latency_ratio(data, plain, fset.pixels[0], runs=50) if plain else None,
+            # the conversion's own measurement: this model / the same recipe all int8, interleaved
+            "latency_vs_all_int8": report.keep_float.latency_ratio if report.keep_float else None,
             "recipe_seconds": rec.seconds if rec else 0.0, "convert_seconds": round(seconds, 1),
             "report_agreement": report.agreement.strict if report.agreement else None,
             "report_inputs": report.agreement.inputs if report.agreement else 0}
@@ -102,26 +104,31 @@ def row(name: str, data: bytes, report, ref: np.ndarray, fset, fp32_size: int, p
 
 def mean_row(rows: list[dict]) -> dict:
     """The mean of one recipe's rows over calibration seeds (strict range in the label)."""
-    out = {k: (float(np.mean([r[k] for r in rows])) if isinstance(v, (int, float)) else v)
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    out = {k: (float(np.mean([r[k] for r in rows])) if all(number(r.get(k)) for r in rows) else v)
            for k, v in rows[0].items()}
     strict = [r["strict"] for r in rows]
     out["recipe"] = (rows[0]["recipe"].rsplit(", seed", 1)[0] + f", **mean of {len(rows)} seeds** "
                      f"(strict {min(strict):.1%}-{max(strict):.1%})")
     out["confident_inputs"] = rows[0]["confident_inputs"]
-    out["latency_vs_ptq"] = None if any(r["latency_vs_ptq"] is None for r in rows) else out["latency_vs_ptq"]
+    for k in ("latency_vs_ptq", "latency_vs_all_int8"):
+        out[k] = None if any(r.get(k) is None for r in rows) else out[k]
     return out
 
 
 def print_table(model: str, rows: list[dict]) -> None:
     print(f"\n{model}: int8 vs its float model")
     print("| recipe | strict | ties | confident (n) | in top-5 | unseen photos strict / ties "
-          "| size/fp32 | latency/ptq | recipe s | convert s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| size/fp32 | latency/ptq | latency/all-int8 | recipe s | convert s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         latency = "–" if r["latency_vs_ptq"] is None else f"{r['latency_vs_ptq']:.2f}x"
+        mixed = "–" if r.get("latency_vs_all_int8") is None else f"{r['latency_vs_all_int8']:.2f}x"
         print(f"| {r['recipe']} | {r['strict']:.1%} | {r['ties']:.1%} | {r['confident']:.1%} "
               f"({r['confident_inputs']}) | {r['in_top5']:.1%} | {r['unseen_strict']:.1%} / "
-              f"{r['unseen_ties']:.1%} | {r['size_of_fp32']:.1%} | {latency} | "
+              f"{r['unseen_ties']:.1%} | {r['size_of_fp32']:.1%} | {latency} | {mixed} | "
               f"{r['recipe_seconds']:.0f} | {r['convert_seconds']:.0f} |")
     sys.stdout.flush()
 
@@ -217,6 +224,9 @@ def main() -> None:
                 if recipe == "ptq" and calib is not None and plain is None:
                     plain = data
                 kept = ", ".join(report.keep_float.layers) if report.keep_float else "none chosen"
+                if report.keep_float and len(report.keep_float.layers) > 4:  # blocks 1-3: dozens
+                    first = [k for k in report.keep_float.layers if not k.startswith(("block1", "block2", "block3"))]
+                    kept = ", ".join(first + ["every layer of blocks 1-3"])
                 name_ = report.recipe.recipe if report.recipe else "ptq"
                 label = name_ + ("" if keep in ("none", None) else f" + keep-float auto ({kept})")
                 if precision == "dynamic":

@@ -1,7 +1,6 @@
 """Keras EfficientNet → TFLite in every precision, with metadata and a report."""
 from __future__ import annotations
 
-import os
 import re
 import time
 from functools import partial
@@ -29,6 +28,14 @@ LAYER_IMAGES = 16
 #: keep_float='auto': layers whose own int8 weights add this many output steps (RMS), or more.
 AUTO_FLOAT_ERROR = 2.0
 AUTO_FLOAT_MAX = 3
+#: keep_float='auto' also keeps every layer of the first stages (blocks 1x-3x: high resolution,
+#: at most 40 channels in Lite0-2) in float. Measured on the 3,000-crop set (benchmarks/
+#: int8_recipes.py): their activations carry a good part of the int8 error (lite1 +0.7 pt strict,
+#: +1.0 pt with ties; lite2 +1.0 / +0.9; lite0 +0.6 / +0.5), while XNNPACK runs these narrow
+#: layers about as fast in float (0.98x the all-int8 latency on lite1) and their weights are
+#: about 1 % of the model's.
+AUTO_FLOAT_STAGES = 3
+_BLOCK = re.compile(r"^block(\d+)[a-z]+_")
 #: Calibration images of the plain int8 model that ranks the layers for keep_float auto/N.
 RANK_IMAGES = 128
 #: Dynamic-range conversion stores weights of fewer elements than this in float (TFLite's
@@ -256,7 +263,8 @@ def convert(
             models take the weight steps (``"gptq+bias-correction"``; none by default, so
             ``dynamic`` needs no images unless a recipe is asked for).
         keep_float: int8 mixed precision: ``"auto"`` (the layers plain int8 hurts most, at most
-            AUTO_FLOAT_MAX), a number of such layers, or Keras layer names to leave in float;
+            AUTO_FLOAT_MAX, and every layer of the first AUTO_FLOAT_STAGES stages), a number of
+            the former, or Keras layer names to leave in float;
             None / 0 / ``"none"``: every layer int8 (full integer). ``"default"``: ``"auto"`` for
             int8, none in Edge TPU mode (integer ops only) and for other precisions.
         layer_report: how many of the worst quantised tensors the report lists (int8; 0: none).
@@ -385,7 +393,8 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 
             plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
             float_ref = plain
-            chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe))
+            chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe),
+                                              leading_stage_layers(net, AUTO_FLOAT_STAGES))
         elif keep_float:
             chosen, how = choose_float_layers(keep_float, [])
 
@@ -511,10 +520,24 @@ def float_nodes(model_bytes: bytes, layers: Sequence[str]) -> list[str]:
     return [n for n in names if any(m.search(n) for m in marks)]
 
 
-def choose_float_layers(keep_float: Any, errors: Sequence[Any]) -> tuple[list[str], str]:
+def leading_stage_layers(model: Any, stages: int) -> list[str]:
+    """Keras layers of ``model``'s first ``stages`` stages (``block1a_…`` to ``block{stages}…``),
+    every op-bearing one: convolutions, residual adds, squeeze-excite, activations (a B model's
+    swish is its own ops); BatchNormalization is folded into its convolution and left out."""
+    out = []
+    for layer in model.layers:
+        m = _BLOCK.match(layer.name)
+        if m and int(m.group(1)) <= stages and type(layer).__name__ not in ("BatchNormalization",
+                                                                              "Dropout"):
+            out.append(layer.name)
+    return out
+
+
+def choose_float_layers(keep_float: Any, errors: Sequence[Any],
+                        stage_layers: Sequence[str] = ()) -> tuple[list[str], str]:
     """Keras layers to keep in float: names as given, the ``N`` worst by isolated weight error,
     or ``'auto'``: the layers whose own int8 weights add at least AUTO_FLOAT_ERROR output steps
-    (RMS), at most AUTO_FLOAT_MAX of them."""
+    (RMS), at most AUTO_FLOAT_MAX of them, then ``stage_layers`` (the leading stages)."""
     ranked = [e for e in errors if e.weight_noise_in_scales is not None]
     ranked.sort(key=lambda e: -e.weight_noise_in_scales)
 
@@ -523,8 +546,11 @@ def choose_float_layers(keep_float: Any, errors: Sequence[Any]) -> tuple[list[st
 
     if isinstance(keep_float, str) and keep_float.lower() == "auto":
         chosen = [layer_of(e) for e in ranked if e.weight_noise_in_scales >= AUTO_FLOAT_ERROR]
-        return chosen[:AUTO_FLOAT_MAX], (f"auto: own weight error >= {AUTO_FLOAT_ERROR} output "
-                                         f"steps RMS, at most {AUTO_FLOAT_MAX}")
+        chosen = list(dict.fromkeys(chosen[:AUTO_FLOAT_MAX] + list(stage_layers)))
+        how = f"auto: own weight error >= {AUTO_FLOAT_ERROR} output steps RMS, at most {AUTO_FLOAT_MAX}"
+        if stage_layers:
+            how += f"; and every layer of the first {AUTO_FLOAT_STAGES} stages"
+        return chosen, how
     if isinstance(keep_float, (int, np.integer)) or (isinstance(keep_float, str) and keep_float.isdigit()):
         n = int(keep_float)
         if n < 0:
