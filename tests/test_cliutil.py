@@ -129,12 +129,17 @@ def _loop(check) -> int:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_loop():
-    # Python's own handler: the KeyboardInterrupt dies in the finaliser and the loop runs on.
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert _loop(lambda: None) == 100
-    with sticky_interrupts() as check:
-        with pytest.raises(KeyboardInterrupt):
-            _loop(check)
-        with pytest.raises(KeyboardInterrupt):  # it stays remembered
-            check()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own handler, whatever this run inherited (a suite started in the background by a
+    # non-interactive shell ignores SIGINT): the KeyboardInterrupt dies in the finaliser and
+    # the loop runs on.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert _loop(lambda: None) == 100
+        with sticky_interrupts() as check:
+            with pytest.raises(KeyboardInterrupt):
+                _loop(check)
+            with pytest.raises(KeyboardInterrupt):  # it stays remembered
+                check()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
