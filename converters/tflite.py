@@ -28,8 +28,8 @@ LAYER_IMAGES = 16
 #: keep_float='auto': layers whose own int8 weights add this many output steps (RMS), or more.
 AUTO_FLOAT_ERROR = 2.0
 AUTO_FLOAT_MAX = 3
-#: keep_float='auto' also keeps every layer of the first stages (blocks 1x-3x: high resolution,
-#: at most 40 channels in Lite0-2) in float. Measured on the 3,000-crop set (benchmarks/
+#: keep_float='auto' also keeps every layer of a Lite model's first stages (blocks 1x-3x: high
+#: resolution, at most 40 channels in Lite0-2) in float. Measured on the 3,000-crop set (benchmarks/
 #: int8_recipes.py): their activations carry a good part of the int8 error (lite1 +0.7 pt strict,
 #: +1.0 pt with ties; lite2 +1.0 / +0.9; lite0 +0.6 / +0.5), while XNNPACK runs these narrow
 #: layers about as fast in float (0.98x the all-int8 latency on lite1) and their weights are
@@ -263,7 +263,7 @@ def convert(
             models take the weight steps (``"gptq+bias-correction"``; none by default, so
             ``dynamic`` needs no images unless a recipe is asked for).
         keep_float: int8 mixed precision: ``"auto"`` (the layers plain int8 hurts most, at most
-            AUTO_FLOAT_MAX, and every layer of the first AUTO_FLOAT_STAGES stages), a number of
+            AUTO_FLOAT_MAX, and in Lite models every layer of the first AUTO_FLOAT_STAGES stages), a number of
             the former, or Keras layer names to leave in float;
             None / 0 / ``"none"``: every layer int8 (full integer). ``"default"``: ``"auto"`` for
             int8, none in Edge TPU mode (integer ops only) and for other precisions.
@@ -393,8 +393,12 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 
             plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
             float_ref = plain
+            # Lite only: a B model's first stages carry swish and squeeze-excite, which cost more
+            # in float (b0: 1.16-1.64x the all-int8 latency), and no real B weights here to
+            # measure what they would buy
+            stages = AUTO_FLOAT_STAGES if get_variant(name).family == "lite" else 0
             chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe),
-                                              leading_stage_layers(net, AUTO_FLOAT_STAGES))
+                                              leading_stage_layers(net, stages))
         elif keep_float:
             chosen, how = choose_float_layers(keep_float, [])
 

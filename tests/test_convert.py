@@ -296,6 +296,22 @@ def test_b0_converts_to_every_precision(b0_random, photos, precision):
         assert all(kinds[i] == np.int8 for i in data_tensors)
 
 
+def test_auto_float_stages_are_whole_lite_blocks_and_b_models_keep_theirs_int8(b0_random):
+    from converters.tflite import choose_float_layers, leading_stage_layers
+
+    lite = leading_stage_layers(create_model("lite0", weights=None), 3)
+    assert {"block1a_dwconv", "block2a_expand_conv", "block2b_add", "block3b_project_conv"} <= set(lite)
+    assert not [n for n in lite if n.startswith(("block4", "stem", "top")) or n.endswith("_bn")]
+    b0 = leading_stage_layers(b0_random, 3)  # what the rule would take from a B model: swish, SE
+    assert {"block1a_se_excite", "block2a_expand_activation", "block3b_add"} <= set(b0)
+    chosen, how = choose_float_layers("auto", [], lite)
+    assert chosen == lite and "first 3 stages" in how
+    # B models: the default keeps only layers ranked by weight error, never a whole stage (a
+    # residual add has no weights, so only the stage rule could choose it)
+    _, report = convert(b0_random, "int8", recipe="ptq", num_samples=16, holdout=0, layer_report=0)
+    assert report.keep_float is None or "block2b_add" not in report.keep_float.layers
+
+
 def test_calibration_feeds_every_image_once_in_equal_batches_and_keeps_its_ranges():
     from converters.tflite import calibration_batch, calibration_batches
 
