@@ -163,6 +163,7 @@ def main() -> None:
 
     from calibration import DEFAULT_NUM_SAMPLES, fidelity_set
     from calibration.defaults import FIDELITY_SEED
+    from converters.cli import kept_summary
     from converters.efficientnet import create_model
     from converters.recipes import DEFAULT_RECIPE
     from converters.tflite import convert
@@ -223,10 +224,8 @@ def main() -> None:
                 seconds = time.perf_counter() - t
                 if recipe == "ptq" and calib is not None and plain is None:
                     plain = data
-                kept = ", ".join(report.keep_float.layers) if report.keep_float else "none chosen"
-                if report.keep_float and len(report.keep_float.layers) > 4:  # blocks 1-3: dozens
-                    first = [k for k in report.keep_float.layers if not k.startswith(("block1", "block2", "block3"))]
-                    kept = ", ".join(first + ["every layer of blocks 1-3"])
+                kept = (kept_summary(report.keep_float.layers, report.keep_float.whole_stages)
+                        if report.keep_float else "none chosen")
                 name_ = report.recipe.recipe if report.recipe else "ptq"
                 label = name_ + ("" if keep in ("none", None) else f" + keep-float auto ({kept})")
                 if precision == "dynamic":

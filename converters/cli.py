@@ -284,9 +284,19 @@ def _recipe_line(r: Any) -> list[str]:
         parts[0] += f" ({recipe.seconds:.1f} s)"
     kept = getattr(recipe, "keep_float", None)
     if kept:
-        shown = ", ".join(kept[:5]) + (f" (+{len(kept) - 5})" if len(kept) > 5 else "")
-        parts.append(f"{OK} kept in float: {shown}")
+        parts.append(f"{OK} kept in float: {kept_summary(kept, getattr(r.keep_float, 'whole_stages', 0))}")
     return parts
+
+
+def kept_summary(kept: list[str], whole_stages: int = 0) -> str:
+    """The float layers in one line: blocks kept whole by number, at most 5 other names."""
+    prefixes = tuple(f"block{i}" for i in range(1, whole_stages + 1))
+    named = [k for k in kept if not (whole_stages and k.startswith(prefixes))]
+    shown = ", ".join(named[:5]) + (f" (+{len(named) - 5})" if len(named) > 5 else "")
+    if whole_stages:
+        whole = f"every layer of blocks 1–{whole_stages}"
+        shown = f"{shown}, {whole}" if shown else whole
+    return shown
 
 
 def _agreement_line(r: Any) -> list[str]:

@@ -68,6 +68,7 @@ class KeepFloatReport:
     size_bytes: int
     latency_ratio: float | None = None  # this model / the all-int8 one, same run (XNNPACK)
     chosen_by: str = ""
+    whole_stages: int = 0  # blocks 1..N kept float whole (keep_float 'auto', Lite models)
 
 
 @dataclass

@@ -348,6 +348,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
     recipe_report: RecipeReport | None = None
     chosen: list[str] = []
     how = ""
+    whole_stages = 0
     import tensorflow as tf  # noqa: PLC0415
 
     dtypes = {IOType.UINT8: tf.uint8, IOType.INT8: tf.int8, IOType.FLOAT32: tf.float32}
@@ -395,11 +396,12 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             plain = tflite(net, Precision.INT8, partial(representative, RANK_IMAGES))
             float_ref = plain
             # Lite only: a B model's first stages carry swish and squeeze-excite, which cost more
-            # in float (b0: 1.16-1.64x the all-int8 latency), and no real B weights here to
+            # in float (b0: 1.16-1.94x the all-int8 latency), and no real B weights here to
             # measure what they would buy
-            stages = AUTO_FLOAT_STAGES if get_variant(name).family == "lite" else 0
+            auto = isinstance(keep_float, str) and keep_float.lower() == "auto"
+            whole_stages = AUTO_FLOAT_STAGES if auto and get_variant(name).family == "lite" else 0
             chosen, how = choose_float_layers(keep_float, layer_errors(plain, plain_int8(plain), probe),
-                                              leading_stage_layers(net, stages))
+                                              leading_stage_layers(net, whole_stages))
         elif keep_float:
             chosen, how = choose_float_layers(keep_float, [])
 
@@ -458,7 +460,7 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
             raw = plain_int8(calibrated, chosen)
             mixed = write_metadata(raw, info)
             keep_report = KeepFloatReport(chosen, len(data), len(mixed),
-                                          latency_ratio(mixed, data, probe[0]), how)
+                                          latency_ratio(mixed, data, probe[0]), how, whole_stages)
             data = mixed
         if float_ref is not None:  # served like the int8 model: raw pixels in, metadata's mean/std
             served_ref = write_metadata(float_ref, info)

@@ -166,3 +166,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_the_summary_names_whole_float_blocks_by_number():
+    from converters.cli import kept_summary
+
+    # the default for Lite: the stem, and blocks 1-3 whole (their 26 layers are in the report)
+    kept = ["stem_conv", "block1a_dwconv", "block2b_add", "block3c_project_conv"]
+    assert kept_summary(kept, 3) == "stem_conv, every layer of blocks 1–3"
+    assert kept_summary(["block1a_dwconv"], 3) == "every layer of blocks 1–3"
+    # named or ranked layers only: their names, at most five
+    named = [f"block{i}a_dwconv" for i in range(1, 8)]
+    assert kept_summary(named) == ", ".join(named[:5]) + " (+2)"
