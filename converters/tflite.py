@@ -264,8 +264,8 @@ def convert(
             models take the weight steps (``"gptq+bias-correction"``; none by default, so
             ``dynamic`` needs no images unless a recipe is asked for).
         keep_float: int8 mixed precision: ``"auto"`` (the layers plain int8 hurts most, at most
-            AUTO_FLOAT_MAX, and in Lite models every layer of the first AUTO_FLOAT_STAGES stages), a number of
-            the former, or Keras layer names to leave in float;
+            AUTO_FLOAT_MAX, and in Lite models every layer of the first AUTO_FLOAT_STAGES
+            stages), a number of the former, or Keras layer names to leave in float;
             None / 0 / ``"none"``: every layer int8 (full integer). ``"default"``: ``"auto"`` for
             int8, none in Edge TPU mode (integer ops only) and for other precisions.
         layer_report: how many of the worst quantised tensors the report lists (int8; 0: none).
