@@ -53,16 +53,17 @@ def test_empty_or_degenerate_histograms_keep_their_range():
     assert mse_range(np.ones(BINS), 0.0, 0.0) == (0.0, 0.0)
 
 
-def _conv_output_scales(data: bytes) -> list[float]:
+def _output_scales(data: bytes) -> list[float]:
+    """Output scales of the ops range-mse re-chooses: convolutions and residual adds."""
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=data)
     details = {d["index"]: d for d in it.get_tensor_details()}
     return [details[o["outputs"][0]]["quantization"][0] for o in it._get_ops_details()
-            if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+            if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")]
 
 
-def test_range_mse_narrows_conv_output_scales_of_the_converted_model(photos, monkeypatch):
+def test_range_mse_narrows_conv_and_add_output_scales_of_the_converted_model(photos, monkeypatch):
     import tensorflow as tf
 
     import converters.recipes.ranges as ranges
@@ -85,8 +86,8 @@ def test_range_mse_narrows_conv_output_scales_of_the_converted_model(photos, mon
     step = report.recipe.steps[-1]
     assert report.recipe.recipe == "range-mse" and step["step"] == "range-mse"
     # the same calibration quantised with TFLite's own min/max ranges: plain int8
-    plain = _conv_output_scales(quantize_calibrated(seen["calibrated"], tf.uint8, tf.uint8))
-    narrowed = _conv_output_scales(data)
+    plain = _output_scales(quantize_calibrated(seen["calibrated"], tf.uint8, tf.uint8))
+    narrowed = _output_scales(data)
     assert step["tensors"] == len(plain) == len(narrowed) and step["images"] == len(pixels)
     assert all(n <= p * (1 + 1e-6) for n, p in zip(narrowed, plain))
     assert sum(n < 0.99 * p for n, p in zip(narrowed, plain)) == step["narrowed"] > 0
