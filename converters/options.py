@@ -57,6 +57,7 @@ class AgreementReport:
     kl_floor: float | None  # the part of kl_mean the uint8 output alone causes
     thin: bool = False  # fewer than THIN_INPUTS inputs: too few to judge
     note: str = ""
+    strict_cap: float | None = None  # strict agreement of the float scores on the uint8 grid
 
 
 @dataclass

@@ -188,7 +188,7 @@ def agreement_report(float_probs: np.ndarray, model_bytes: bytes, images: np.nda
     return AgreementReport(
         inputs=len(images), description=description, strict=s.agree, with_ties=s.agree_ties,
         confident=s.confident_agree, confident_inputs=s.confident or 0, in_top5=s.ref_in_top5,
-        kl_mean=s.kl_mean, kl_floor=s.kl_floor, thin=thin,
+        kl_mean=s.kl_mean, kl_floor=s.kl_floor, thin=thin, strict_cap=s.agree_cap,
         note=(f"too thin to judge: only {len(images)} inputs (fewer than {THIN_INPUTS}); "
               "calibrate on more images" if thin else ""))
 

@@ -263,14 +263,21 @@ def compare(ref: np.ndarray, cand: np.ndarray, eps: float = KL_EPSILON,
     ``tie``: the candidate's top score is shared by (or belongs to) the reference's top-1 class;
     ``in5``: the reference's top-1 is among the candidate's top-5; ``kl``: KL(ref ‖ cand);
     ``kl_floor``: KL(ref ‖ ref on the candidate's output grid), the part of ``kl`` no
-    candidate with that quantised output (``quantization``) can avoid (None: float output).
+    candidate with that quantised output (``quantization``) can avoid (None: float output);
+    ``cap``: whether the reference's own scores, on that grid, keep their top-1 (a near-tie
+    rounded to a tie goes to the lower index): the strict agreement a perfect model with that
+    output scores (None: float output).
     """
     r1 = quant.top_k(ref, 1)[0][0]
     t = top(cand)
     cand = np.asarray(cand).reshape(-1)
-    floor = kl_divergence(ref, output_grid(ref, quantization), eps) if quantization else None
+    floor = cap = None
+    if quantization:
+        grid = output_grid(ref, quantization)
+        floor = kl_divergence(ref, grid, eps)
+        cap = quant.top_k(grid, 1)[0][0] == r1
     return {"top": t, "agree": t[0][0] == r1, "tie": bool(cand[r1] == cand.max()),
-            "in5": r1 in t[0], "kl": kl_divergence(ref, cand, eps), "kl_floor": floor}
+            "in5": r1 in t[0], "kl": kl_divergence(ref, cand, eps), "kl_floor": floor, "cap": cap}
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -288,6 +295,7 @@ class ModelSummary:
     # candidates only
     agree: float | None = None
     agree_ties: float | None = None
+    agree_cap: float | None = None  # ``agree`` of the reference rounded to this model's output grid
     confident: int | None = None  # images where the reference's top probability >= threshold
     confident_agree: float | None = None
     ref_in_top5: float | None = None
@@ -333,6 +341,8 @@ def summarize(records: Sequence[dict], names: Sequence[str], confident: float = 
         s.kl_mean = math.fsum(x["kl"] for x in c) / n if n else None
         floors = [x["kl_floor"] for x in c if x.get("kl_floor") is not None]
         s.kl_floor = math.fsum(floors) / len(floors) if floors and len(floors) == n else None
+        caps = [x["cap"] for x in c if x.get("cap") is not None]
+        s.agree_cap = _rate(sum(caps), n) if caps and len(caps) == n else None
         s.disagreements = sum(not x["agree"] for x in c)
         cands.append(s)
     return ref, cands
@@ -411,22 +421,25 @@ class EvalResult:
         lines = [f"{im['evaluated']} images from {im['source']}{shard}{lab}"
                  + (f", {len(im['failed'])} failed to decode" if im["failed"] else "")]
         pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-        head = (f"{'model':<32} {'top-1':>6} {'top-5':>6} {'agree':>6} {'+ties':>6} "
+        head = (f"{'model':<32} {'top-1':>6} {'top-5':>6} {'agree (cap)':>15} {'+ties':>6} "
                 f"{'confident (n)':>14} {'ref in top-5':>12} {'KL (floor)':>15} {'ms/img':>7}")
         lines.append(head)
         r = self.reference
         ms = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        lines.append(f"{(r.name + ' (ref)')[:32]:<32} {pct(r.top1):>6} {pct(r.top5):>6} {'-':>6} "
+        lines.append(f"{(r.name + ' (ref)')[:32]:<32} {pct(r.top1):>6} {pct(r.top5):>6} {'-':>15} "
                      f"{'-':>6} {'-':>14} {'-':>12} {'-':>15} {ms(r.ms_mean):>7}")
         for c in self.candidates:
             conf = f"{pct(c.confident_agree)} ({c.confident})"
             kl = "-" if c.kl_mean is None else f"{c.kl_mean:.3f}"
             if c.kl_floor is not None:
                 kl += f" ({c.kl_floor:.3f})"
-            lines.append(f"{c.name[:32]:<32} {pct(c.top1):>6} {pct(c.top5):>6} {pct(c.agree):>6} "
+            agree = pct(c.agree) + ("" if c.agree_cap is None else f" ({pct(c.agree_cap)})")
+            lines.append(f"{c.name[:32]:<32} {pct(c.top1):>6} {pct(c.top5):>6} {agree:>15} "
                          f"{pct(c.agree_ties):>6} {conf:>14} {pct(c.ref_in_top5):>12} {kl:>15} "
                          f"{ms(c.ms_mean):>7}")
-        lines.append(f"agree: same top-1 as the reference; +ties: also when the candidate's top "
+        lines.append(f"agree: same top-1 as the reference (cap: the reference's own scores rounded "
+                     f"to the candidate's quantised output, near-ties broken to the lower index: the "
+                     f"most any model with that output scores); +ties: also when the candidate's top "
                      f"score is shared by the reference's top-1 class; confident: where the "
                      f"reference's p >= {self.options['confident']}; KL(ref||candidate) in nats, "
                      f"eps {self.options['kl_epsilon']:g}; floor: KL of the reference rounded to the "

@@ -178,3 +178,24 @@ def test_the_summary_names_whole_float_blocks_by_number():
     # named or ranked layers only: their names, at most five
     named = [f"block{i}a_dwconv" for i in range(1, 8)]
     assert kept_summary(named) == ", ".join(named[:5]) + " (+2)"
+
+
+def test_the_agreement_line_names_the_cap_of_a_uint8_output():
+    """The convert summary says how far strict agreement can go with a uint8 output on the same
+    inputs (the float model's own probabilities rounded to 1/256), and only when that is < 100 %."""
+    from types import SimpleNamespace
+
+    from converters.cli import _agreement_line
+    from converters.options import AgreementReport
+
+    a = AgreementReport(inputs=200, description="200 inputs never calibrated on", strict=0.969,
+                        with_ties=0.985, confident=1.0, confident_inputs=60, in_top5=1.0,
+                        kl_mean=0.01, kl_floor=0.005, strict_cap=0.982)
+    report = SimpleNamespace(agreement=a, precision="int8", agreement_top1=0.969,
+                             agreement_images=200)
+    lines = _agreement_line(report)
+    assert "96.9% of 200 inputs" in lines[0]
+    assert [ln for ln in lines if "98.2%" in ln and "uint8 output" in ln]
+    for cap in (1.0, None):  # no near-tie rounded away, or a float output: nothing to say
+        a.strict_cap = cap
+        assert not [ln for ln in _agreement_line(report) if "uint8 output" in ln]

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from converters.evaluate_cli import main
-from edge.evaluate import (EvalOptions, EvaluateError, EvalResult, evaluate, image_set,
-                           kl_divergence, match_labels, merge)
+from edge.evaluate import (EvalOptions, EvaluateError, EvalResult, agreement_summary, compare,
+                           evaluate, image_set, kl_divergence, match_labels, merge)
 from edge.preprocess import preprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +120,9 @@ def test_numbers_equal_a_plain_litert_loop(converted, labelled_csv, tmp_path, ca
     assert s["kl_mean"] == pytest.approx(np.mean([kl(a, b) for a, b in zip(p, q)]), rel=1e-9)
     floor = np.mean([kl(a, np.clip(np.rint(a * 256), 0, 255) / 256) for a in p])
     assert s["kl_floor"] == pytest.approx(floor, rel=1e-9)
+    # The cap: the reference's own probabilities on the uint8 grid, argmax (lower index on ties).
+    grid = np.clip(np.rint(p * 256), 0, 255) / 256
+    assert s["agree_cap"] == np.mean(grid.argmax(1) == ref1)
     assert s["ms_mean"] > 0 and r["ms_mean"] > 0
     # Per-image records hold the same top-5 the plain loop found.
     for rec, o in zip(res["records"], order):
@@ -261,6 +264,21 @@ def test_kl_is_zero_for_equal_and_positive_otherwise():
     assert kl_divergence(p, p) == pytest.approx(0.0, abs=1e-15)
     assert kl_divergence(p, np.array([0.1, 0.2, 0.7, 0.0])) > 1.0
     assert np.isfinite(kl_divergence(p, np.array([0.0, 0.0, 0.0, 1.0])))
+
+
+def test_the_cap_is_the_reference_rounded_to_the_candidates_output():
+    """A float near-tie closer than the uint8 step rounds to a tie, which goes to the lower index:
+    no uint8-output model can agree there, and the cap says so."""
+    uint8 = (1 / 256, 0, np.uint8)
+    near_tie = np.array([0.1, 0.3985, 0.4001, 0.1])  # both top scores round to 102 / 256
+    clear = np.array([0.1, 0.3, 0.5, 0.1])
+    assert compare(near_tie, near_tie, quantization=uint8)["cap"] is False
+    assert compare(clear, clear, quantization=uint8)["cap"] is True
+    assert compare(near_tie, near_tie)["cap"] is None  # float output: no grid, no cap
+    s = agreement_summary(np.stack([near_tie, clear, clear, clear]),
+                          np.stack([near_tie, clear, clear, clear]), uint8)
+    assert s.agree == 1.0 and s.agree_cap == 0.75
+    assert agreement_summary(np.stack([clear]), np.stack([clear])).agree_cap is None
 
 
 @pytest.mark.parametrize("argv, message", [
