@@ -167,6 +167,7 @@ def main() -> None:
     from converters.efficientnet import create_model
     from converters.recipes import DEFAULT_RECIPE
     from converters.tflite import convert
+    from edge.evaluate import agreement_summary
     from edge.sysinfo import cpu_line
     from edge.variants import preprocess_spec
 
@@ -192,8 +193,9 @@ def main() -> None:
             print(f"\n{name}: evaluated on {fset.description}; calibrated on {args.calib_crops} "
                   f"crops (seed {seeds}; 25-100 % of the area) of the default-set photos, "
                   f"80 % of the files")
-            # the float probabilities themselves rounded to the uint8 output's grid (1/256)
-            cap = float(np.mean(np.rint(ref * 256).argmax(axis=1) == ref.argmax(axis=1)))
+            # the float probabilities themselves on the uint8 output's grid (1/256): the cap
+            # efficientnet-evaluate reports beside strict agreement
+            cap = agreement_summary(ref, ref, (1 / 256, 0, np.uint8)).agree_cap
             print(f"{close} of the {len(ref)} inputs have float top-1 and top-2 probabilities closer "
                   "than 1/256 (the uint8 output's step): int8 mostly ties or swaps them. The float "
                   f"model's own outputs rounded to that step agree on {cap:.1%} strict: the cap of "

@@ -314,10 +314,10 @@ def _agreement_line(r: Any) -> list[str]:
     lines = [f"{mark} {q} top-1 = float top-1 on {a.strict:.1%} of {a.inputs} inputs never "
              f"calibrated on ({a.with_ties:.1%} counting ties{conf}; float top-1 in {q} top-5 "
              f"{a.in_top5:.1%})", f"  {a.description}"]
-    cap = getattr(a, "strict_cap", None)
-    if cap is not None and cap < 1:
+    if a.strict_cap is not None and a.strict_cap < 1:
         lines.append(f"  the float model's own probabilities rounded to the uint8 output's step "
-                     f"agree on {cap:.1%}: near-ties become ties, so no int8 model scores higher here")
+                     f"agree on {a.strict_cap:.1%}: near-ties become ties, so no int8 model scores "
+                     "higher here")
     if a.thin:
         lines.append(f"  {a.note}")
     return lines
