@@ -118,10 +118,11 @@ def test_numbers_equal_a_plain_litert_loop(converted, labelled_csv, tmp_path, ca
         a, b = (a + eps) / (1 + a.size * eps), (b + eps) / (1 + b.size * eps)
         return np.sum(a * np.log(a / b))
     assert s["kl_mean"] == pytest.approx(np.mean([kl(a, b) for a, b in zip(p, q)]), rel=1e-9)
-    floor = np.mean([kl(a, np.clip(np.rint(a * 256), 0, 255) / 256) for a in p])
-    assert s["kl_floor"] == pytest.approx(floor, rel=1e-9)
-    # The cap: the reference's own probabilities on the uint8 grid, argmax (lower index on ties).
+    # The floor and the cap: the reference's own probabilities on the uint8 grid, its KL and its
+    # argmax (lower index on ties).
     grid = np.clip(np.rint(p * 256), 0, 255) / 256
+    floor = np.mean([kl(a, g) for a, g in zip(p, grid)])
+    assert s["kl_floor"] == pytest.approx(floor, rel=1e-9)
     assert s["agree_cap"] == np.mean(grid.argmax(1) == ref1)
     assert s["ms_mean"] > 0 and r["ms_mean"] > 0
     # Per-image records hold the same top-5 the plain loop found.
