@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from big_photos import make_big_jpegs  # noqa: E402
 
 from edge import EdgeClassifier  # noqa: E402
-from edge.sysinfo import cpu_line  # noqa: E402
+from edge.sysinfo import cpu_line, usable_cores  # noqa: E402
 
 
 def folder_throughput(model: str, files: list[str], chunk: int, with_mediapipe: bool):
@@ -55,7 +55,7 @@ def folder_throughput(model: str, files: list[str], chunk: int, with_mediapipe: 
                                                 for f in fs]
     for fn in methods.values():  # warm-up: caches, pool interpreters, XNNPACK packing
         fn(files[:4])
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     secs = {k: [] for k in methods}
     ceiling = []
     with ProcessPoolExecutor(cores) as pool:
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
                     help="folder for the generated 12 MP JPEGs (reused between runs)")
     args = ap.parse_args(argv)
     print(cpu_line())
-    files = make_big_jpegs(args.cache, args.files)
+    files = make_big_jpegs(args.cache, args.files, jobs=usable_cores())
     size = np.mean([os.path.getsize(f) for f in files]) / 1e6
     print(f"{len(files)} 12 MP JPEGs ({size:.2f} MB each on average) in {args.cache}; "
           f"chunks of {args.chunk}")
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     rows.append(("(f) pipeline / one-by-one loop (img/s)", f"chunks: " + " ".join(
         f"{r:.2f}" for r in secs["loop"] / secs["pipeline"]), f"{ratio:.2f}", "≥ 1.8",
         ratio >= 1.8))
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     rows.append((f"(f) machine ceiling: {cores} processes / 1 (pure CPU)", "chunks: " + " ".join(
         f"{r:.2f}" for r in ceiling), f"{np.median(ceiling):.2f}", "", None))
     if "mediapipe loop" in secs:

@@ -35,7 +35,7 @@ from big_photos import make_big_jpegs  # noqa: E402
 import importlib  # noqa: E402
 
 from edge import EdgeClassifier  # noqa: E402
-from edge.sysinfo import cpu_line  # noqa: E402
+from edge.sysinfo import cpu_line, usable_cores  # noqa: E402
 
 pp = importlib.import_module("edge.preprocess")  # the module (edge.preprocess is also a function)
 
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="int8 model (uint8 I/O) with metadata")
     ap.add_argument("--fp32-model", help="fp32 model of the same network, for (c)")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=usable_cores())
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--photos", type=int, default=500,
                     help="12 MP JPEGs for (b) and (e) (default: 500 crops of the 9 photos)")
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     print(cpu_line())
     print(f"interpreter threads {args.threads}; making {args.photos} 12 MP JPEGs (seed {args.seed}) "
           f"in {cache}")
-    jpegs = make_big_jpegs(cache, args.photos, seed=args.seed)
+    jpegs = make_big_jpegs(cache, args.photos, seed=args.seed, jobs=usable_cores())
     rows = []
     raw, pred = raw_vs_predict(args.model, args.threads, args.runs)
     rows.append(("(a) predict(224² uint8) / raw interpreter", f"{pred:.3f} / {raw:.3f} ms",

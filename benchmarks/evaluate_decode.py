@@ -23,6 +23,7 @@ from PIL import Image  # noqa: E402
 
 from edge.preprocess import preprocess  # noqa: E402
 from edge.samples import sample_photos  # noqa: E402
+from edge.sysinfo import usable_cores  # noqa: E402
 from edge.variants import preprocess_spec  # noqa: E402
 
 SPEC = preprocess_spec("lite0")
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2000, help="long side of the test JPEGs")
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs per row")
     args = ap.parse_args()
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     with tempfile.TemporaryDirectory() as folder:
         paths = make_jpegs(folder, args.images, args.size)
         rows = [("serial", lambda: [decode(p) for p in paths])]

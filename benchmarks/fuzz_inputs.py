@@ -441,12 +441,14 @@ def report(rows, timeout: float) -> int:
 
 
 def main(argv=None) -> int:
+    from edge.sysinfo import usable_cores
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="a valid .tflite classifier with metadata")
     ap.add_argument("--models", type=int, default=5000, help="model mutants (default: 5000)")
     ap.add_argument("--images", type=int, default=5000, help="image cases (default: 5000)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--workers", type=int, default=usable_cores())
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds before a case is a hang")
     ap.add_argument("--only", default=None, help="run one case in-process: model:N or image:N")
     args = ap.parse_args(argv)

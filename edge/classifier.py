@@ -27,6 +27,7 @@ from .delegates import (DelegateFallbackWarning, DelegatePlan, DelegateUnavailab
 from .metadata import ModelInfo, ModelSource
 from .model import ModelFile, ModelLoadError, load_model
 from .preprocess import ImageDecodeError, ImageInput, preprocess
+from .sysinfo import usable_cores
 from .variants import PreprocessSpec
 
 __all__ = ["Category", "ClassifierClosedError", "EdgeClassifier", "InferenceError",
@@ -136,7 +137,7 @@ class EdgeClassifier:
         self._model = self._file.data
         self._info: ModelInfo | None = self._file.info
         self._backend: Backend = load_backend(backend)
-        self._num_threads = int(num_threads) if num_threads else (os.cpu_count() or 1)
+        self._num_threads = int(num_threads) if num_threads else usable_cores()
         self._top_k, self._threshold, self._draft = top_k, score_threshold, draft
         self._lock = threading.Lock()
         self._pool: list[Any] = []  # extra 1-thread interpreters for predict_iter
@@ -338,7 +339,7 @@ class EdgeClassifier:
             InferenceError: the interpreter failed to run the model.
             ValueError: ``workers``, ``interpreters`` or ``prefetch`` below 1.
         """
-        workers = int(workers) if workers is not None else (os.cpu_count() or 1)
+        workers = int(workers) if workers is not None else usable_cores()
         cpu_path = not self._plan.delegates or self._plan.name in ("xnnpack", "cpu")
         if interpreters is None:
             interpreters = workers if cpu_path and workers > 1 else 1

@@ -32,6 +32,7 @@ from . import quant
 from .classifier import EdgeClassifier
 from .metadata import ModelSource
 from .preprocess import ImageDecodeError, preprocess
+from .sysinfo import usable_cores
 from .variants import PreprocessSpec
 
 FORMAT = "efficientnet-edge-evaluate/1"
@@ -683,7 +684,7 @@ def _run(runners: list[_Runner], iset: ImageSet, options: EvalOptions, class_nam
     todo = list(range(i - 1, len(iset), n))
     failed: list[list] = []
     records: list[dict] = []
-    workers = options.workers or os.cpu_count() or 1
+    workers = options.workers or usable_cores()
     bar = None
     if options.progress:
         from tqdm import tqdm  # noqa: PLC0415

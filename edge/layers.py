@@ -31,6 +31,7 @@ from .backends import load_backend
 from .classifier import default_input_norm
 from .metadata import MetadataError, ModelSource, load_model_bytes, read_metadata
 from .preprocess import ImageInput, preprocess
+from .sysinfo import usable_cores
 from .variants import PreprocessSpec
 
 #: Ops whose second input is a weight tensor ``(W_q - W) · x`` is estimated for.
@@ -177,7 +178,7 @@ def _open(model: ModelSource, delegate: str, num_threads: int | None) -> _Model:
         raise LayerReportError(str(e)) from e
     backend = load_backend()
     kwargs: dict[str, Any] = {"model_content": buf, "experimental_preserve_all_tensors": True,
-                              "num_threads": int(num_threads or os.cpu_count() or 1)}
+                              "num_threads": int(num_threads or usable_cores())}
     if delegate == "cpu":
         resolver = backend.builtin_without_default_delegates()
         if resolver is None:

@@ -9,6 +9,15 @@ SPEED_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "a
                "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimddp", "i8mm", "sve")
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (``taskset``, a container's cpuset),
+    not the machine's count, so that default thread and worker counts do not oversubscribe."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def cpu_summary() -> dict:
     """``{'model', 'flags', 'cores', 'usable_cores', 'machine'}`` for this machine.
 
@@ -27,10 +36,7 @@ def cpu_summary() -> dict:
                     flags.update(value.split())
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 1
+    usable = usable_cores()
     return {"model": model or platform.machine(), "flags": [f for f in SPEED_FLAGS if f in flags],
             "cores": os.cpu_count() or 1, "usable_cores": usable, "machine": platform.machine()}
 
