@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
-from big_photos import make_big_jpegs  # noqa: E402
+from big_photos import make_big_jpegs, pin_cpus  # noqa: E402
 
 from edge import EdgeClassifier  # noqa: E402
 from edge.sysinfo import cpu_line, usable_cores  # noqa: E402
@@ -171,7 +171,10 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "edge-big-jpegs"),
                     help="folder for the generated 12 MP JPEGs (reused between runs)")
+    ap.add_argument("--cpus", help="run on these CPUs only, e.g. 0,4 (two cores of a bigger "
+                                   "machine); thread and worker counts follow")
     args = ap.parse_args(argv)
+    pin_cpus(args.cpus)
     print(cpu_line())
     files = make_big_jpegs(args.cache, args.files, jobs=usable_cores())
     size = np.mean([os.path.getsize(f) for f in files]) / 1e6

@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from big_photos import make_big_jpegs  # noqa: E402
+from big_photos import make_big_jpegs, pin_cpus  # noqa: E402
 
 import importlib  # noqa: E402
 
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="int8 model (uint8 I/O) with metadata")
     ap.add_argument("--fp32-model", help="fp32 model of the same network, for (c)")
-    ap.add_argument("--threads", type=int, default=usable_cores())
+    ap.add_argument("--threads", type=int, help="interpreter threads (default: the usable cores)")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--photos", type=int, default=500,
                     help="12 MP JPEGs for (b) and (e) (default: 500 crops of the 9 photos)")
@@ -175,7 +175,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "edge-big-jpegs"),
                     help="folder for the generated 12 MP JPEGs (reused between runs; other seeds "
                          "go to FOLDER-sSEED)")
+    ap.add_argument("--cpus", help="run on these CPUs only, e.g. 0,4 (two cores of a bigger "
+                                   "machine); thread and worker counts follow")
     args = ap.parse_args(argv)
+    pin_cpus(args.cpus)
+    args.threads = args.threads or usable_cores()
     cache = args.cache if args.seed == 0 else f"{args.cache}-s{args.seed}"
     print(cpu_line())
     print(f"interpreter threads {args.threads}; making {args.photos} 12 MP JPEGs (seed {args.seed}) "

@@ -42,6 +42,17 @@ def make_big_jpegs(folder: str, n: int, seed: int = 0, quality: int = 90,
     return paths
 
 
+def pin_cpus(cpus: str | None) -> None:
+    """``--cpus 0,4``: run this process (and the pools it starts) on those CPUs only, for
+    figures on a fixed number of unshared cores of a bigger machine. Linux only."""
+    if not cpus:
+        return
+    want = {int(c) for c in cpus.split(",") if c.strip()}
+    if not hasattr(os, "sched_setaffinity"):
+        raise SystemExit("--cpus needs Linux (os.sched_setaffinity)")
+    os.sched_setaffinity(0, want)
+
+
 _OPENED: dict[str, Image.Image] = {}
 
 
