@@ -47,10 +47,12 @@ def pin_cpus(cpus: str | None) -> None:
     figures on a fixed number of unshared cores of a bigger machine. Linux only."""
     if not cpus:
         return
-    want = {int(c) for c in cpus.split(",") if c.strip()}
     if not hasattr(os, "sched_setaffinity"):
         raise SystemExit("--cpus needs Linux (os.sched_setaffinity)")
-    os.sched_setaffinity(0, want)
+    try:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",") if c.strip()})
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"--cpus {cpus}: {e}") from None
 
 
 _OPENED: dict[str, Image.Image] = {}

@@ -96,7 +96,8 @@ class EdgeClassifier:
         model: path to a ``.tflite`` file, or its bytes.
         delegate: 'auto', 'xnnpack', 'cpu', 'gpu', 'edgetpu[:usb[:N]|:pci[:N]]', a delegate
             library path, or a loaded delegate object (see :func:`edge.delegates.plan_delegate`).
-        num_threads: CPU threads for the interpreter (default: all cores).
+        num_threads: CPU threads for the interpreter (default: the cores this process may use,
+            :func:`edge.sysinfo.usable_cores`).
         labels: class names overriding the model's own.
         top_k, score_threshold: defaults for :meth:`predict`.
         fallback: if the delegate cannot load, warn and run on XNNPACK instead of raising.
@@ -328,7 +329,7 @@ class EdgeClassifier:
 
         ``imgs`` is read lazily and at most ``prefetch`` images are in flight (default
         ``4 × workers``), so memory stays flat over any number of files. ``workers`` threads
-        (default: one per core) decode and resize in parallel (Pillow releases the GIL). Each
+        (default: one per usable core) decode and resize in parallel (Pillow releases the GIL). Each
         worker then runs inference on one of ``interpreters`` one-thread interpreters (default:
         one per worker on the CPU paths; with a GPU / Edge TPU / external delegate, the one
         main interpreter, shared under its lock). An image that cannot be read gives a

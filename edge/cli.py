@@ -151,7 +151,7 @@ def _classify_parser() -> CliParser:
     perf = p.add_argument_group("throughput")
     perf.add_argument("--workers", type=_positive, default=None,
                       help="decoding threads, each with its own one-thread interpreter on the "
-                           "CPU (default: one per core)")
+                           "CPU (default: one per usable core)")
     _runtime_args(p)
     return p
 
