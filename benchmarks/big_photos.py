@@ -1,7 +1,8 @@
 """12-megapixel JPEGs made from the shipped photos: seeded crops, upscaled, saved at quality 90.
 
 Shared by bench_runtime.py (draft-scale agreement) and bench_folder.py (folder throughput);
-files are cached in a folder and reused when they are already there.
+files are cached in a folder and reused when they are already there. Also their ``--cpus``
+(:func:`pin_cpus`).
 """
 from __future__ import annotations
 
@@ -37,8 +38,11 @@ def make_big_jpegs(folder: str, n: int, seed: int = 0, quality: int = 90,
         with ProcessPoolExecutor(jobs) as pool:
             list(pool.map(_write_big, todo, chunksize=max(1, len(todo) // (4 * jobs))))
     else:
-        for t in todo:
-            _write_big(t)
+        try:
+            for t in todo:
+                _write_big(t)
+        finally:
+            _OPENED.clear()  # the decoded source photos are not kept past this call
     return paths
 
 

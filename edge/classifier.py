@@ -9,7 +9,6 @@ resizes), inference in one or more interpreters, results in input order, bounded
 from __future__ import annotations
 
 import collections
-import os
 import queue
 import threading
 import warnings

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence

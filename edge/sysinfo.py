@@ -36,9 +36,8 @@ def cpu_summary() -> dict:
                     flags.update(value.split())
     except OSError:
         pass
-    usable = usable_cores()
     return {"model": model or platform.machine(), "flags": [f for f in SPEED_FLAGS if f in flags],
-            "cores": os.cpu_count() or 1, "usable_cores": usable, "machine": platform.machine()}
+            "cores": os.cpu_count() or 1, "usable_cores": usable_cores(), "machine": platform.machine()}
 
 
 def cpu_line() -> str:

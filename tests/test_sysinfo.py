@@ -1,4 +1,5 @@
-"""Default thread and worker counts follow the process's CPU affinity (taskset, a cpuset)."""
+"""usable_cores(), the default for every thread and worker count in edge/ and the benchmarks,
+follows the process's CPU affinity (taskset, a cpuset), and the printed CPU line says so."""
 import os
 import subprocess
 import sys
