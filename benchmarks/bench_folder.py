@@ -189,7 +189,7 @@ def main(argv=None) -> int:
     for name, s in secs.items():
         rows.append((f"(f) {name}", f"{n / s.sum():.1f} img/s", "", "", None))
     ratio = float(np.median(secs["loop"] / secs["pipeline"]))
-    rows.append(("(f) pipeline / one-by-one loop (img/s)", f"chunks: " + " ".join(
+    rows.append(("(f) pipeline / one-by-one loop (img/s)", "chunks: " + " ".join(
         f"{r:.2f}" for r in secs["loop"] / secs["pipeline"]), f"{ratio:.2f}", "≥ 1.8",
         ratio >= 1.8))
     cores = usable_cores()

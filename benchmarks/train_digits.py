@@ -131,7 +131,7 @@ def pipeline_memory(folder: str, total: int = 100_000, size: int = 64, batch: in
     ds = make_dataset([paths[i] for i in order], labels[order], 10, PreprocessSpec(size), batch,
                       Augment(), seeds[order], drop_remainder=True)
     marks, seen, t0 = {1_000, 10_000, 50_000, total - total % batch}, 0, time.perf_counter()
-    print(f"| images streamed | RSS MB | seconds |\n|---|---|---|")
+    print("| images streamed | RSS MB | seconds |\n|---|---|---|")
     for x, _ in ds:
         seen += int(x.shape[0])
         if any(seen - int(x.shape[0]) < m <= seen for m in marks):

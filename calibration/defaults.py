@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge.preprocess import open_image, resample_filter
 from edge.samples import sample_photos
 from edge.variants import PreprocessSpec
+
+if TYPE_CHECKING:
+    from .dataset import HeldOut
 
 DEFAULT_SET_WARNING = (
     "calibrating on the SDK's default set: crops of 9 stock photos shipped in Python wheels. "
@@ -70,7 +73,7 @@ def _crops_of(photos: list, spec: PreprocessSpec, n: int, rng: np.random.Generat
     return np.concatenate(parts) if parts else np.empty((0, spec.size, spec.size, 3), np.uint8)
 
 
-def default_heldout(spec: PreprocessSpec, n_inputs: int = 200, seed: int = 0) -> "HeldOut":
+def default_heldout(spec: PreprocessSpec, n_inputs: int = 200, seed: int = 0) -> HeldOut:
     """Inputs the default set never calibrates on: half crops of photos outside it
     (:func:`edge.samples.sample_photos` ``'heldout'``), half crops of its own photos drawn with
     another seed and a wider range of crop sizes."""

@@ -11,8 +11,7 @@ import time
 import pytest
 
 from edge import cliutil
-from edge.cliutil import (CliParser, fail, quiet_native_logs, run_interruptible,
-                          sticky_interrupts, write_atomic)
+from edge.cliutil import CliParser, fail, run_interruptible, sticky_interrupts, write_atomic
 
 
 def test_usage_error_is_one_line_with_exit_2(capsys):

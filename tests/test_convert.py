@@ -6,7 +6,7 @@ import pytest
 
 from converters.efficientnet import create_model
 from converters.options import ConversionError
-from converters.tflite import convert, inspect_model
+from converters.tflite import convert
 from edge import EdgeClassifier
 from edge.metadata import read_metadata
 from tests.conftest import centre_crops

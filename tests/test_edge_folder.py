@@ -35,7 +35,6 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("photos")
     sub = root / "b_sub" / "deeper"
     sub.mkdir(parents=True)
-    order = []
     for i, p in enumerate(sample_photos()):
         img = Image.open(p.path).convert("RGB")
         folder = root if i < 4 else sub

@@ -23,8 +23,7 @@ from _edge_models import LABELS, edge_models_fixture  # noqa: E402
 
 from edge import EdgeClassifier, ImageDecodeError, ModelLoadError, read_metadata  # noqa: E402
 from edge._schema import model_schema  # noqa: E402
-from edge.metadata import (MAX_LABELS, MAX_ZIP_MEMBERS, SPEC_FILE, MetadataError,  # noqa: E402
-                           write_metadata)
+from edge.metadata import MAX_LABELS, MAX_ZIP_MEMBERS, SPEC_FILE, MetadataError  # noqa: E402
 from edge.samples import sample_photo  # noqa: E402
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from edge.samples import sample_photos
 
 #: Generous bound for "stops within a few seconds"; the work left at each signal takes far longer.
 STOP_WITHIN_S = 10.0

@@ -9,7 +9,7 @@ import pytest
 from converters.efficientnet import create_model
 from converters.weights import (WeightsMismatchError, WeightsUnavailableError, from_state_dict,
                                 pypi_lite_weights_path)
-from converters.weights.tf_checkpoint import load_checkpoint, save_checkpoint
+from converters.weights.tf_checkpoint import save_checkpoint
 from converters.weights.torch_pickle import TorchPickleError, load_state_dict
 from tests.conftest import centre_crops
 

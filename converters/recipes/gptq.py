@@ -9,10 +9,14 @@ pinned at ±127 and never updated), and no other weight leaves [-127, 127].
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .folding import QMAX, grid_scales, live_channels
+
+if TYPE_CHECKING:
+    from .stats import LayerStats
 
 #: Damping added to the Hessian diagonal, as a fraction of its mean (GPTQ's default).
 DAMP = 0.01
@@ -109,7 +113,7 @@ def gptq_depthwise(rows: np.ndarray, hessians: np.ndarray, damp: float = DAMP) -
 RIDGE = 0.01
 
 
-def asymmetric_target(float_rows: np.ndarray, stats: "LayerStats", depthwise: bool,
+def asymmetric_target(float_rows: np.ndarray, stats: LayerStats, depthwise: bool,
                       ridge: float = RIDGE) -> np.ndarray:
     """Weights that best reproduce the float layer's output on the float network's input from
     the quantised network's input: ``argmin_W E‖W_f x_f − W x‖² + λ‖W − W_f‖²``, i.e.
