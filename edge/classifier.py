@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from . import quant
+from .accelerated import AcceleratorUnavailableError, CompiledRunner, native_reason
 from .backends import Backend, load_backend
 from .cliutil import quiet_native_logs
 from .delegates import (DelegateFallbackWarning, DelegatePlan, DelegateUnavailableError,
@@ -95,6 +96,8 @@ class EdgeClassifier:
         model: path to a ``.tflite`` file, or its bytes.
         delegate: 'auto', 'xnnpack', 'cpu', 'gpu', 'edgetpu[:usb[:N]|:pci[:N]]', a delegate
             library path, or a loaded delegate object (see :func:`edge.delegates.plan_delegate`).
+            'gpu' without a GPU delegate library runs LiteRT's own GPU accelerator
+            (:mod:`edge.accelerated`), compiled and run once here.
         num_threads: CPU threads for the interpreter (default: the cores this process may use,
             :func:`edge.sysinfo.usable_cores`).
         labels: class names overriding the model's own.
@@ -145,7 +148,7 @@ class EdgeClassifier:
         info = self._info
         size = self._file.input_size
         self._spec = info.spec if info and info.spec else PreprocessSpec(size=size)
-        inp, out = self._file.input, self._file.output
+        inp = self._file.input
         d_mean, d_std = (info.input_mean, info.input_std) if info else \
             default_input_norm(inp.dtype, inp.scale, inp.zero_point)
         mean = d_mean if input_mean is None else np.atleast_1d(input_mean).tolist()
@@ -185,6 +188,8 @@ class EdgeClassifier:
         return self._backend.Interpreter(**kwargs)
 
     def _build(self, plan: DelegatePlan, fallback: bool) -> tuple[Any, DelegatePlan]:
+        if plan.accelerator:
+            return self._build_accelerated(plan, fallback)
         try:
             with quiet_native_logs(self._verbose):  # LiteRT's "INFO: Created … XNNPACK" line
                 interp = self._interpreter(plan, self._num_threads)
@@ -214,6 +219,33 @@ class EdgeClassifier:
         if plan.name == "xnnpack" and self._delegated_ops == 0:
             plan = DelegatePlan("cpu", fallback_reason=plan.fallback_reason)  # XNNPACK took nothing
         return interp, plan
+
+    def _build_accelerated(self, plan: DelegatePlan, fallback: bool) -> tuple[Any, DelegatePlan]:
+        """LiteRT's GPU accelerator (no delegate library was found): compiled and run once here."""
+        failed, runner = None, None
+        with quiet_native_logs(self._verbose) as log:
+            try:
+                runner = CompiledRunner(self._model, plan.accelerator, self._file.input,
+                                        self._file.output)
+            except AcceleratorUnavailableError as e:
+                failed = e
+        if failed is not None:
+            head = (f"{plan.name} unavailable: LiteRT's {plan.accelerator.upper()} accelerator: "
+                    f"{native_reason(log.text) or failed}; and ")
+            tried = plan.tried
+            err = DelegateUnavailableError(head + str(tried or ""),
+                                           head + (tried.cli_message if tried else ""))
+            if not fallback:
+                raise err from failed
+            tail = "; falling back to XNNPACK on the CPU"
+            warnings.warn(DelegateFallbackWarning(f"{err}{tail}", f"{err.cli_message}{tail}"),
+                          stacklevel=4)
+            return self._build(DelegatePlan("xnnpack", fallback_reason=str(err)), False)
+        self._delegated_ops = None  # the CompiledModel API does not count nodes
+        if not runner.fully_accelerated:
+            warnings.warn(f"LiteRT's {plan.accelerator.upper()} accelerator runs only part of this "
+                          "model; the rest runs on the CPU", RuntimeWarning, stacklevel=4)
+        return runner, plan
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -340,7 +372,8 @@ class EdgeClassifier:
             ValueError: ``workers``, ``interpreters`` or ``prefetch`` below 1.
         """
         workers = int(workers) if workers is not None else usable_cores()
-        cpu_path = not self._plan.delegates or self._plan.name in ("xnnpack", "cpu")
+        cpu_path = self._plan.accelerator is None and (
+            not self._plan.delegates or self._plan.name in ("xnnpack", "cpu"))
         if interpreters is None:
             interpreters = workers if cpu_path and workers > 1 else 1
         prefetch = int(prefetch) if prefetch is not None else 4 * workers
@@ -423,6 +456,9 @@ class EdgeClassifier:
     def close(self) -> None:
         """Free the interpreter and delegates. Safe to call more than once."""
         with self._lock:
+            if isinstance(self._interp, CompiledRunner):
+                with quiet_native_logs(self._verbose):  # LiteRT logs each accelerator it frees
+                    self._interp.close()
             self._interp = None
             self._pool = []
             self._plan = DelegatePlan(self._plan.name, [], None, self._plan.fallback_reason)

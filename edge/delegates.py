@@ -1,5 +1,9 @@
 """Delegate choice and loading: XNNPACK, built-in CPU kernels, GPU, Edge TPU or an external .so.
 
+'gpu' is the TFLite GPU delegate library when one is installed, else LiteRT's own GPU
+accelerator (ai-edge-litert 2.x, :mod:`edge.accelerated`), which the classifier compiles the
+model for and reports as 'gpu' only once it has compiled and run it.
+
 Nothing here reports a delegate that did not load: a failure either raises
 :class:`DelegateUnavailableError` or, with ``fallback=True``, warns and plans XNNPACK instead.
 """
@@ -16,6 +20,7 @@ from typing import Any, Mapping
 
 from ._schema import model_reader as _mr
 from ._schema.flatbuf import FlatbufferError
+from .accelerated import compiled_model_available
 from .backends import Backend
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
@@ -80,6 +85,11 @@ class DelegatePlan:
     op_resolver: Any = None
     #: Why the requested delegate was replaced by XNNPACK (fallback=True), else None.
     fallback_reason: str | None = None
+    #: A LiteRT CompiledModel accelerator ('gpu') to run on instead of an Interpreter; not
+    #: tried yet: :class:`edge.accelerated.CompiledRunner` compiles the model for it.
+    accelerator: str | None = None
+    #: What failed before the accelerator was chosen (the GPU delegate library), for messages.
+    tried: DelegateUnavailableError | None = None
 
 
 def library_name(kind: str, system: str | None = None) -> str:
@@ -206,6 +216,8 @@ def plan_delegate(delegate: Any, backend: Backend, model: bytes,
             lib = library_name("gpu")
             return DelegatePlan(DelegateKind.GPU.value, [_load(backend, lib, options, "gpu")])
         except DelegateUnavailableError as e:
+            if not edgetpu_model and backend.name == "litert" and compiled_model_available():
+                return DelegatePlan(DelegateKind.GPU.value, accelerator="gpu", tried=e)
             return fail(e)
     looks_like_path = os.sep in text or "/" in text or text.endswith((".so", ".dylib", ".dll"))
     if not looks_like_path:
