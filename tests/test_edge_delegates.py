@@ -185,6 +185,7 @@ def test_compiled_model_runner_gives_the_interpreters_outputs(models, kind):
     """The CompiledModel wrapper behind LiteRT's GPU accelerator, driven on LiteRT's CPU
     accelerator (the one this machine has): byte-identical outputs to the Interpreter's on the
     shipped photos, through the Interpreter calls EdgeClassifier makes."""
+    pytest.importorskip("ai_edge_litert.compiled_model", reason="ai-edge-litert < 2")
     from ai_edge_litert.interpreter import Interpreter
 
     f = load_model(getattr(models, kind))
