@@ -1,7 +1,7 @@
 """LiteRT's own GPU accelerator, the GPU path that needs no separately built delegate library.
 
-ai-edge-litert 2.x ships a GPU accelerator inside the wheel (WebGPU on Linux and Windows, Metal
-on macOS), reached through its ``CompiledModel`` API rather than through an Interpreter
+ai-edge-litert 2.x ships a GPU accelerator inside the wheel (a WebGPU one in the Linux x86-64
+wheel; LiteRT's docs also name OpenCL and Metal backends), reached through its ``CompiledModel`` API rather than through an Interpreter
 delegate. :class:`CompiledRunner` wraps one ``CompiledModel`` as the few Interpreter calls
 :class:`edge.EdgeClassifier` makes (details, set_tensor, invoke, get_tensor), so the classifier's
 preprocessing, scoring and locking stay one code path.
