@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from edge.cliutil import (EXIT_INTERRUPTED, CliParser, fail, one_line, quiet_native_logs,
-                          run_interruptible, warn, write_files_atomic)
+                          run_interruptible, show_warnings_once, write_files_atomic)
 from edge.variants import MODEL_NAMES
 
 from .options import IOType, Precision
@@ -19,7 +19,7 @@ PROG = "efficientnet-convert"
 #: Largest labels file read (a labels file of 100,000 names is ~2 MB).
 MAX_LABELS_BYTES = 16 << 20
 _OUR_PACKAGES = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), p)
-                      + os.sep for p in ("converters", "calibration", "edge"))
+                      for p in ("converters", "calibration", "edge"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -417,21 +417,6 @@ def run(args: argparse.Namespace, plan: Plan) -> int:
     return 0
 
 
-def _show_warning(shown: set[str], verbose: bool) -> Callable[..., None]:
-    """``warnings.showwarning`` for the CLI: ours once each, as one line; libraries' only with
-    --verbose (they go to fd 2, the captured native log, otherwise)."""
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        text = one_line(message)
-        if os.path.abspath(filename).startswith(_OUR_PACKAGES):
-            if text not in shown:
-                shown.add(text)
-                warn(PROG, text)
-        elif verbose:
-            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
-                  file=sys.stderr)
-    return show
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code (2 for user errors, one line on stderr;
     130 after Ctrl-C or SIGTERM, with temp files removed and earlier outputs untouched)."""
@@ -444,12 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     from calibration import CalibrationError  # noqa: PLC0415
 
-    shown: set[str] = set()
     log = None
     try:
         with quiet_native_logs(args.verbose) as log, warnings.catch_warnings():
             warnings.simplefilter("default")
-            warnings.showwarning = _show_warning(shown, args.verbose)
+            warnings.showwarning = show_warnings_once(PROG, _OUR_PACKAGES, args.verbose)
             return run_interruptible(lambda: run(args, plan), PROG)
     except (ValueError, CalibrationError, LookupError, OSError) as e:
         return fail(PROG, _first_line(e))

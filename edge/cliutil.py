@@ -13,7 +13,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+import warnings
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -44,6 +45,25 @@ def fail(prog: str, message: Any) -> int:
 def warn(prog: str, message: Any) -> None:
     """Print ``PROG: warning: message`` as one line on stderr."""
     print(f"{prog}: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def show_warnings_once(prog: str, packages: Sequence[str], verbose: bool) -> Callable[..., None]:
+    """A ``warnings.showwarning`` for a CLI: warnings raised from files below the folders in
+    ``packages`` (ours) print once each, as one line ``PROG: warning: …``; other libraries'
+    print only with ``verbose`` (otherwise they go to fd 2, the captured native log)."""
+    roots = tuple(os.path.abspath(p) + os.sep for p in packages)
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        text = one_line(message)
+        if os.path.abspath(filename).startswith(roots):
+            if text not in shown:
+                shown.add(text)
+                warn(prog, text)
+        elif verbose:
+            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
+                  file=sys.stderr)
+    return show
 
 
 class CliParser(argparse.ArgumentParser):
@@ -536,7 +556,8 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["CliParser", "fail", "warn", "one_line", "quiet_native_logs", "NativeLog",
+__all__ = ["CliParser", "fail", "warn", "one_line", "show_warnings_once", "quiet_native_logs",
+           "NativeLog",
            "write_atomic", "write_files_atomic", "removed_on_interrupt", "run_interruptible",
            "sticky_interrupts",
            "EXIT_INTERRUPTED"]

@@ -142,3 +142,24 @@ def test_a_ctrl_c_swallowed_by_a_finaliser_still_stops_the_loop():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, inherited)
+
+
+def test_cli_warnings_print_once_on_one_line_and_library_warnings_only_when_verbose(capsys):
+    """What efficientnet-convert and efficientnet-train install as warnings.showwarning: a
+    warning raised from our packages prints once, as one line; a library's is hidden unless
+    --verbose (it would otherwise interleave with the CLI's own output)."""
+    import warnings
+
+    ours = os.path.join(os.path.dirname(cliutil.__file__), "classifier.py")
+    theirs = os.path.join(os.path.dirname(pytest.__file__), "python_api.py")
+    for verbose in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = cliutil.show_warnings_once(
+                "prog", [os.path.dirname(cliutil.__file__)], verbose)
+            for _ in range(3):
+                warnings.warn_explicit("calibrating on\nthe default set", UserWarning, ours, 10)
+            warnings.warn_explicit("a library's own warning", DeprecationWarning, theirs, 20)
+        err = capsys.readouterr().err
+        assert err.count("prog: warning: calibrating on the default set\n") == 1
+        assert ("a library's own warning" in err) is verbose

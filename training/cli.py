@@ -5,10 +5,11 @@ import argparse
 import os
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from converters.recipes import DEFAULT_RECIPE
-from edge.cliutil import CliParser, fail, one_line, quiet_native_logs, run_interruptible, warn
+from edge.cliutil import (CliParser, fail, one_line, quiet_native_logs, run_interruptible,
+                          show_warnings_once)
 from edge.variants import MODEL_NAMES
 
 from .options import ClassWeights, QuantPrecision, Strategy, TrainOptions
@@ -17,7 +18,7 @@ PROG = "efficientnet-train"
 OK, BAD = "\u2713", "\u2717"
 _D = TrainOptions  # defaults, shown in --help
 _OUR_PACKAGES = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), p)
-                      + os.sep for p in ("training", "converters", "calibration", "edge"))
+                      for p in ("training", "converters", "calibration", "edge"))
 
 
 def _blocks(text: str) -> int:
@@ -157,20 +158,6 @@ def summary(report: Any) -> str:
     return "\n".join(lines)
 
 
-def _show_warning(shown: set[str], verbose: bool) -> Callable[..., None]:
-    """Our warnings once each, as one line; libraries' only with --verbose."""
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        text = one_line(message)
-        if os.path.abspath(filename).startswith(_OUR_PACKAGES):
-            if text not in shown:
-                shown.add(text)
-                warn(PROG, text)
-        elif verbose:
-            print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
-                  file=sys.stderr)
-    return show
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: 0 when done, 2 for user errors (one line on stderr), 130 after
     Ctrl-C or SIGTERM (the last checkpoint kept, no partial file left)."""
@@ -186,11 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(text: str) -> None:
         print(f"{PROG}: {text}", file=sys.stderr, flush=True)
 
-    shown: set[str] = set()
     try:
         with quiet_native_logs(args.verbose), warnings.catch_warnings():
             warnings.simplefilter("default")
-            warnings.showwarning = _show_warning(shown, args.verbose)
+            warnings.showwarning = show_warnings_once(PROG, _OUR_PACKAGES, args.verbose)
             report = run_interruptible(lambda: train(opts, log), PROG)
     except (ValueError, LookupError, OSError) as e:
         lines = [ln for ln in str(e).splitlines() if ln.strip()]
