@@ -36,24 +36,20 @@ _DELEGATE_HELP = (f"{', '.join(k.value for k in DelegateKind)}, 'edgetpu:usb:0'-
                   "or a delegate library path (default: auto)")
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+def _whole_number(low: int) -> Callable[[str], int]:
+    """argparse type: a whole number >= ``low``, else a one-line usage error."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
+        return v
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {v}")
-    return v
+_positive, _non_negative = _whole_number(1), _whole_number(0)
 
 
 def _runtime_args(p: argparse.ArgumentParser) -> None:
