@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 
 #: Accelerator names and their ``HardwareAccelerator`` members.
 ACCELERATORS = ("cpu", "gpu")
+_compiled = False  # set once a model has been compiled and run here
+
+
+def compiled_here() -> bool:
+    """Whether this process has compiled and run a model through LiteRT's CompiledModel API.
+    LiteRT then keeps environments that it frees, logging a line each, only at process exit."""
+    return _compiled
 
 
 class AcceleratorUnavailableError(RuntimeError):
@@ -111,6 +118,8 @@ class CompiledRunner:
                     f"{len(self._in_bufs)} and {len(self._out_bufs)}")
             self.set_tensor(0, np.zeros(inp.shape, inp.dtype))
             self.invoke()
+            global _compiled  # noqa: PLW0603
+            _compiled = True
         except AcceleratorUnavailableError:
             self.close()
             raise

@@ -18,10 +18,11 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from .accelerated import compiled_here
 from .backends import BackendUnavailableError
 from .classifier import EdgeClassifier, InferenceError
-from .cliutil import (EXIT_INTERRUPTED, CliParser, fail, one_line, quiet_native_logs,
-                      sticky_interrupts, warn)
+from .cliutil import (EXIT_INTERRUPTED, CliParser, fail, hide_native_exit_logs, one_line,
+                      quiet_native_logs, sticky_interrupts, warn)
 from .delegates import DelegateKind, DelegateUnavailableError
 from .folder import AtomicTextFile, OutputFormat, RowWriter, iter_images
 from .model import ModelLoadError
@@ -188,6 +189,16 @@ def classify_main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{CLASSIFY}: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    finally:
+        _quiet_exit(argv, args.verbose)
+
+
+def _quiet_exit(argv: Sequence[str] | None, verbose: bool) -> None:
+    """LiteRT frees the environments of a model compiled for its GPU accelerator only at
+    process exit, logging a line each. After a console run (``argv`` None) has printed its last
+    line, keep those out of its output, unless --verbose."""
+    if argv is None and not verbose and compiled_here():
+        hide_native_exit_logs()
 
 
 class _NoImages(Exception):
@@ -284,6 +295,13 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     _runtime_args(p)
     args = p.parse_args(argv)
+    try:
+        return _bench(args)
+    finally:
+        _quiet_exit(argv, args.verbose)
+
+
+def _bench(args) -> int:
     try:
         with quiet_native_logs(args.verbose):
             try:

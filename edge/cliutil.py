@@ -66,6 +66,20 @@ def show_warnings_once(prog: str, packages: Sequence[str], verbose: bool) -> Cal
     return show
 
 
+def hide_native_exit_logs() -> None:
+    """Point fd 2 at /dev/null for the rest of the process, so what native destructors print
+    while the interpreter exits stays out of a CLI's output. Call it after the CLI's last
+    message, from the console entry point only (never inside a host process such as pytest)."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 class CliParser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line, ``PROG: error: MESSAGE (see --help)``,
     on stderr with exit status 2 (argparse prints the whole usage block first)."""
@@ -556,7 +570,8 @@ def run_interruptible(work: Callable[[], T], prog: str) -> T:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["CliParser", "fail", "warn", "one_line", "show_warnings_once", "quiet_native_logs",
+__all__ = ["CliParser", "fail", "warn", "one_line", "show_warnings_once", "hide_native_exit_logs",
+           "quiet_native_logs",
            "NativeLog",
            "write_atomic", "write_files_atomic", "removed_on_interrupt", "run_interruptible",
            "sticky_interrupts",

@@ -212,3 +212,26 @@ def test_compiled_model_runner_gives_the_interpreters_outputs(models, kind):
         runner.set_tensor(0, np.zeros((1, 8, 8, 3), f.input.dtype))
     runner.close()
     runner.close()  # idempotent
+
+
+@pytest.mark.parametrize("hide", [False, True])
+def test_litert_exit_logs_are_kept_out_of_a_cli_run(models, hide):
+    """LiteRT keeps environments of a compiled model until the process exits and logs a line as
+    it frees each ("DestroyAccelerator"). The console entry points hide those after their last
+    line (hide_native_exit_logs); without it they reach stderr, which this test also shows."""
+    pytest.importorskip("ai_edge_litert.compiled_model", reason="ai-edge-litert < 2")
+    code = ("import sys\n"
+            "from edge.accelerated import CompiledRunner, compiled_here\n"
+            "from edge.cliutil import hide_native_exit_logs, quiet_native_logs\n"
+            "from edge.model import load_model\n"
+            "f = load_model(sys.argv[1])\n"
+            "with quiet_native_logs():\n"
+            "    CompiledRunner(f.data, 'cpu', f.input, f.output).close()\n"
+            "assert compiled_here()\n"
+            "print('last line', file=sys.stderr, flush=True)\n"
+            + ("hide_native_exit_logs()\n" if hide else ""))
+    r = subprocess.run([sys.executable, "-c", code, models.int8], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("last line\n")
+    assert ("DestroyAccelerator" in r.stderr) is not hide
