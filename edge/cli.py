@@ -185,20 +185,21 @@ def classify_main(argv: Sequence[str] | None = None) -> int:
     try:
         with quiet_native_logs(args.verbose), _one_line_warnings(CLASSIFY), \
                 sticky_interrupts() as check_interrupt:
-            return _classify(args, fmt, check_interrupt)
+            code = _classify(args, fmt, check_interrupt)
     except KeyboardInterrupt:
         print(f"{CLASSIFY}: interrupted", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
-    finally:
-        _quiet_exit(argv, args.verbose)
+        code = EXIT_INTERRUPTED
+    return _quiet_exit(code, argv, args.verbose)
 
 
-def _quiet_exit(argv: Sequence[str] | None, verbose: bool) -> None:
+def _quiet_exit(code: int, argv: Sequence[str] | None, verbose: bool) -> int:
     """LiteRT frees the environments of a model compiled for its GPU accelerator only at
     process exit, logging a line each. After a console run (``argv`` None) has printed its last
-    line, keep those out of its output, unless --verbose."""
+    line, keep those out of its output, unless --verbose. Only on a normal return: a traceback
+    still reaches stderr. Returns ``code``."""
     if argv is None and not verbose and compiled_here():
         hide_native_exit_logs()
+    return code
 
 
 class _NoImages(Exception):
@@ -295,10 +296,7 @@ def bench_main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     _runtime_args(p)
     args = p.parse_args(argv)
-    try:
-        return _bench(args)
-    finally:
-        _quiet_exit(argv, args.verbose)
+    return _quiet_exit(_bench(args), argv, args.verbose)
 
 
 def _bench(args) -> int:
