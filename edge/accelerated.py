@@ -1,10 +1,11 @@
 """LiteRT's own GPU accelerator, the GPU path that needs no separately built delegate library.
 
 ai-edge-litert 2.x ships a GPU accelerator inside the wheel (a WebGPU one in the Linux x86-64
-wheel; LiteRT's docs also name OpenCL and Metal backends), reached through its ``CompiledModel`` API rather than through an Interpreter
-delegate. :class:`CompiledRunner` wraps one ``CompiledModel`` as the few Interpreter calls
-:class:`edge.EdgeClassifier` makes (details, set_tensor, invoke, get_tensor), so the classifier's
-preprocessing, scoring and locking stay one code path.
+wheel; LiteRT's docs also name OpenCL and Metal backends), reached through its ``CompiledModel``
+API rather than through an Interpreter delegate. :class:`CompiledRunner` wraps one
+``CompiledModel`` as the few Interpreter calls :class:`edge.EdgeClassifier` makes (details,
+set_tensor, invoke, get_tensor), so the classifier's preprocessing, scoring and locking stay one
+code path.
 """
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ class CompiledRunner:
 
     def __init__(self, model: bytes, accelerator: str, inp: IOTensor, out: IOTensor):
         if accelerator not in ACCELERATORS:
-            raise ValueError(f"unknown accelerator {accelerator!r}; valid: {', '.join(ACCELERATORS)}")
+            raise ValueError(f"unknown accelerator {accelerator!r}; "
+                             f"valid: {', '.join(ACCELERATORS)}")
         compiled_model, hw, environment = _litert()
         self.accelerator = accelerator
         self._inp, self._out = inp, out

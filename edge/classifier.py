@@ -23,7 +23,7 @@ from .accelerated import AcceleratorUnavailableError, CompiledRunner, native_rea
 from .backends import Backend, load_backend
 from .cliutil import quiet_native_logs
 from .delegates import (DelegateFallbackWarning, DelegatePlan, DelegateUnavailableError,
-                        count_delegated_ops, plan_delegate)
+                        count_delegated_ops, fallback_plan, plan_delegate)
 from .metadata import ModelInfo, ModelSource
 from .model import ModelFile, ModelLoadError, load_model
 from .preprocess import ImageDecodeError, ImageInput, preprocess
@@ -237,10 +237,7 @@ class EdgeClassifier:
                                            head + (tried.cli_message if tried else ""))
             if not fallback:
                 raise err from failed
-            tail = "; falling back to XNNPACK on the CPU"
-            warnings.warn(DelegateFallbackWarning(f"{err}{tail}", f"{err.cli_message}{tail}"),
-                          stacklevel=4)
-            return self._build(DelegatePlan("xnnpack", fallback_reason=str(err)), False)
+            return self._build(fallback_plan(err, stacklevel=4), False)
         self._delegated_ops = None  # the CompiledModel API does not count nodes
         if not runner.fully_accelerated:
             warnings.warn(f"LiteRT's {plan.accelerator.upper()} accelerator runs only part of this "

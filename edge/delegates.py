@@ -92,6 +92,16 @@ class DelegatePlan:
     tried: DelegateUnavailableError | None = None
 
 
+def fallback_plan(err: DelegateUnavailableError, stacklevel: int = 1) -> DelegatePlan:
+    """``fallback=True``: warn that the delegate ``err`` names is replaced by XNNPACK (in the API's
+    and the CLI's spelling) and plan XNNPACK, with ``err`` as the reason. ``stacklevel`` counts
+    from the caller, as for :func:`warnings.warn`."""
+    tail = "; falling back to XNNPACK on the CPU"
+    warnings.warn(DelegateFallbackWarning(f"{err}{tail}", f"{err.cli_message}{tail}"),
+                  stacklevel=stacklevel + 1)
+    return DelegatePlan(DelegateKind.XNNPACK.value, fallback_reason=str(err))
+
+
 def library_name(kind: str, system: str | None = None) -> str:
     """The shared library name of the 'edgetpu' or 'gpu' delegate on ``system`` (default: here).
 
@@ -176,10 +186,7 @@ def plan_delegate(delegate: Any, backend: Backend, model: bytes,
     def fail(err: DelegateUnavailableError) -> DelegatePlan:
         if not fallback or edgetpu_model:
             raise err
-        tail = "; falling back to XNNPACK on the CPU"
-        warnings.warn(DelegateFallbackWarning(f"{err}{tail}", f"{err.cli_message}{tail}"),
-                      stacklevel=3)
-        return DelegatePlan(DelegateKind.XNNPACK.value, fallback_reason=str(err))
+        return fallback_plan(err, stacklevel=3)
 
     if kind == DelegateKind.AUTO.value:
         if not edgetpu_model:
