@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--input-type", choices=[t.value for t in IOType],
                     help="int8 model input type (default uint8)")
     io.add_argument("--output-type", choices=[t.value for t in IOType],
-                    help="int8 model output type (default uint8)")
+                    help="int8 model output type (default: float32 when layers stay float, "
+                         "the softmax then running in float on the int8 logits; uint8 for a "
+                         "full-integer model, --keep-float none or --edgetpu)")
     io.add_argument("--edgetpu", action="store_true",
                     help="Edge TPU mode: int8, uint8 I/O, op check, edgetpu_compiler if installed")
     o = p.add_argument_group("output")

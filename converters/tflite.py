@@ -252,8 +252,12 @@ def convert(
         precision: fp32, fp16, dynamic (int8 weights, float activations) or int8 (full integer).
         calibration: int8, and dynamic-range with a recipe: folder, glob, list of paths,
             N×H×W×3 array, ``tf.data.Dataset`` or None (the offline default set, with a warning).
-        input_type, output_type: int8 I/O types; uint8 by default (MediaPipe, Task Library,
-            pycoral and the Edge TPU need uint8). Float models always have float32 I/O.
+        input_type, output_type: int8 I/O types. Input: uint8 by default (MediaPipe, Task
+            Library, pycoral and the Edge TPU need uint8). Output: by default float32 when
+            layers stay float (``keep_float``; the softmax then runs in float on the int8
+            logits, finer than a uint8 softmax's 1/256 steps) and uint8 for a full-integer
+            model (Edge TPU mode, ``keep_float`` none); a float32 output always keeps the
+            softmax in float. Float models always have float32 I/O.
         edgetpu: Edge TPU mode: int8 with uint8 I/O and static shapes; unsupported ops reported.
         labels: class names; ImageNet's 1,000 for a 1000-class model when omitted.
         num_samples: calibration images to use.
@@ -309,7 +313,8 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
                                   "cannot be used with Edge TPU mode")
     if precision is Precision.INT8:
         in_t = IOType(input_type or IOType.UINT8)
-        out_t = IOType(output_type or IOType.UINT8)
+        # None: float32 when layers stay float (the softmax on the int8 logits), else uint8
+        out_t: IOType | None = IOType(output_type) if output_type else None
         steps = parse_recipe(recipe)
     else:
         if {input_type, output_type} - {None, IOType.FLOAT32, "float32"}:
@@ -384,7 +389,8 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
                                            progress)
 
         def plain_int8(calibrated_model: bytes, float_layers: Sequence[str] = ()) -> bytes:
-            return quantize_calibrated(calibrated_model, dtypes[in_t], dtypes[out_t], float_layers)
+            out = out_t or (IOType.FLOAT32 if float_layers else IOType.UINT8)
+            return quantize_calibrated(calibrated_model, dtypes[in_t], dtypes[out], float_layers)
 
         ranked = isinstance(keep_float, (int, np.integer)) or (
             isinstance(keep_float, str) and (keep_float.isdigit() or keep_float.lower() == "auto"))
@@ -509,12 +515,31 @@ def _convert(model: Any, precision: Precision, calibration: Any, input_type: Any
 def quantize_calibrated(calibrated: bytes, input_type: Any, output_type: Any,
                         float_layers: Sequence[str] = ()) -> bytes:
     """The int8 model from a calibrated float model (TFLite's MLIR quantiser, per-channel
-    weights), leaving the ops of ``float_layers`` (Keras layer names) in float."""
+    weights), leaving the ops of ``float_layers`` (Keras layer names) in float.
+
+    A float32 ``output_type`` keeps an output softmax in float, on the dequantised int8 logits:
+    its probabilities then rank classes as finely as the logits' int8 steps, where an int8
+    softmax rounds them to steps of 1/256 and ties (or swaps) the top two of an unsure image.
+    """
+    import tensorflow as tf  # noqa: PLC0415
     from tensorflow.lite.python import convert as tfl_convert  # noqa: PLC0415
 
-    nodes = float_nodes(calibrated, float_layers) if float_layers else None
+    nodes = float_nodes(calibrated, float_layers) if float_layers else []
+    if output_type == tf.float32:
+        nodes += output_softmax_nodes(calibrated)
     return tfl_convert.mlir_quantize(calibrated, False, input_data_type=input_type,
-                                     output_data_type=output_type, denylisted_nodes=nodes)
+                                     output_data_type=output_type, denylisted_nodes=nodes or None)
+
+
+def output_softmax_nodes(model_bytes: bytes) -> list[str]:
+    """Names of the SOFTMAX ops (their output tensors) whose output is a model output."""
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    it = Interpreter(model_content=model_bytes)
+    outputs = {d["index"] for d in it.get_output_details()}
+    names = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    return [names[i] for op in it._get_ops_details() if op["op_name"] == "SOFTMAX"  # noqa: SLF001
+            for i in op["outputs"] if i in outputs]
 
 
 def float_nodes(model_bytes: bytes, layers: Sequence[str]) -> list[str]:

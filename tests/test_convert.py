@@ -45,7 +45,8 @@ def test_lite_int8_takes_raw_pixels_with_no_normalisation_ops(converted):
     assert report["input"]["dtype"] == "uint8"
     assert report["input"]["scale"] == pytest.approx(1 / 128, abs=1e-12)
     assert report["input"]["zero_point"] == 127
-    assert report["output"]["dtype"] == "uint8"
+    # blocks 1-3 stay float by default, so the softmax does too (on the int8 logits)
+    assert report["output"]["dtype"] == "float32"
     assert not report["normalization_in_graph"]
     it = interpreter(path)
     ops = it._get_ops_details()
@@ -335,9 +336,54 @@ def test_int8_io_types_and_edgetpu_report():
                            recipe="ptq", keep_float="none")
     assert report.input.dtype == "int8" and report.output.dtype == "float32"
     assert report.input.zero_point == -1 and report.input.scale == pytest.approx(1 / 128)
+    assert _softmax_chain(data) == ["FULLY_CONNECTED", "DEQUANTIZE", "SOFTMAX"]
     data, report = convert(small, "int8", edgetpu=True, num_samples=8, holdout=0, recipe="ptq")
     assert report.edgetpu.unsupported_ops == []
-    assert report.input.dtype == "uint8"
+    assert report.input.dtype == "uint8" and report.output.dtype == "uint8"
+    assert _softmax_chain(data) == ["FULLY_CONNECTED", "SOFTMAX"]  # integer only
+
+
+def _softmax_chain(data):
+    """The ops from the logits' FULLY_CONNECTED to the SOFTMAX, in order."""
+    it = interpreter(data)
+    ops = sorted(it._get_ops_details(), key=lambda o: o["index"])
+    fc = max(i for i, o in enumerate(ops) if o["op_name"] == "FULLY_CONNECTED")
+    sm = max(i for i, o in enumerate(ops) if o["op_name"] == "SOFTMAX")
+    return [o["op_name"] for o in ops[fc:sm + 1]]
+
+
+def test_int8_output_is_float_where_layers_are_and_its_softmax_ranks_by_the_int8_logits(photos):
+    """Float layers (the default): float32 output, a float softmax on the dequantised int8
+    logits, so classes a uint8 softmax would round to one 1/256 step keep their order."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    small = create_model("lite0", input_size=96)
+    pixels = centre_crops(photos, "lite0")[:, ::2, ::2][:, :96, :96].copy()
+    kw = {"calibration": pixels, "num_samples": len(pixels), "holdout": 0, "recipe": "ptq",
+          "keep_float": ["stem_conv"], "layer_report": 0}
+    mixed, report = convert(small, "int8", **kw)
+    asked, asked_report = convert(small, "int8", output_type="uint8", **kw)
+    assert report.input.dtype == "uint8" and report.output.dtype == "float32"
+    assert asked_report.output.dtype == "uint8"
+    assert _softmax_chain(asked) == ["FULLY_CONNECTED", "SOFTMAX"]
+    assert _softmax_chain(mixed) == ["FULLY_CONNECTED", "DEQUANTIZE", "SOFTMAX"]
+    it = Interpreter(model_content=mixed, experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    fc = max((o for o in it._get_ops_details() if o["op_name"] == "FULLY_CONNECTED"),
+             key=lambda o: o["index"])
+    logits_t = {d["index"]: d for d in it.get_tensor_details()}[fc["outputs"][0]]
+    assert logits_t["dtype"] == np.int8
+    plain = interpreter(asked)
+    for img in pixels[:4]:
+        probs = run(it, img)
+        q = it.get_tensor(logits_t["index"])[0].astype(np.float64)
+        scale, zp = logits_t["quantization"]
+        z = np.exp((q - zp) * scale - ((q.max() - zp) * scale))
+        np.testing.assert_allclose(probs, z / z.sum(), rtol=1e-5, atol=1e-8)
+        # exactly the int8 logits' order: equal logits tie, and nothing else does
+        assert len(np.unique(probs)) == len(np.unique(q))
+        assert len(np.unique(probs)) > len(np.unique(run(plain, img)))
 
 
 def test_impossible_requests_raise_conversion_errors():
@@ -366,8 +412,8 @@ def test_mediapipe_image_classifier_reads_the_cli_written_int8_model(photos, lit
             cats = result.classifications[0].categories
             assert cats[0].category_name == labels[cats[0].index]  # ImageNet names came back
             if cats[0].index != int(want):
-                # Only allowed as an exact tie in the uint8 output (1/256 steps): MediaPipe
-                # orders tied scores differently from EdgeClassifier (lower index first).
+                # Only allowed as an exact tie (equal int8 logits give equal probabilities):
+                # MediaPipe orders tied scores differently from EdgeClassifier (lower index first).
                 tied = [c.index for c in cats if c.score == cats[0].score]
                 assert int(want) in tied, f"{photo.name}: MediaPipe top-1 {cats[0].index} != float {want}"
                 ties.append(photo.name)
