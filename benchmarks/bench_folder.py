@@ -163,7 +163,7 @@ def rss_growth(model: str, files: list[str], mode: str, n: int) -> list[tuple[in
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="int8 model (uint8 I/O) with metadata")
+    ap.add_argument("--model", required=True, help="int8 model (uint8 input) with metadata")
     ap.add_argument("--files", type=int, default=200, help="12 MP JPEGs in the folder")
     ap.add_argument("--chunk", type=int, default=40, help="files per interleaved chunk")
     ap.add_argument("--predictions", type=int, default=10_000, help="for the RSS check")

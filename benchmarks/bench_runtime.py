@@ -163,7 +163,7 @@ def draft_table(model: str, jpegs: list[str], threads: int) -> list[tuple[str, f
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, help="int8 model (uint8 I/O) with metadata")
+    ap.add_argument("--model", required=True, help="int8 model (uint8 input) with metadata")
     ap.add_argument("--fp32-model", help="fp32 model of the same network, for (c)")
     ap.add_argument("--threads", type=int, help="interpreter threads (default: the usable cores)")
     ap.add_argument("--runs", type=int, default=30)

@@ -16,7 +16,8 @@ One table per model, every figure measured in this run:
   one lite0 model scored 96.0 / 97.2 / 97.7 % strict on sets of 600 (seed 2026), 1,200 (seed 77)
   and 3,000 crops (seed 78). ``--n-default 2500 --n-heldout 500`` gives the steadier figure.
 * strict: int8 top-1 == float top-1; ties: also agrees when the int8 top score is shared by the
-  float top-1 class (uint8 outputs make exact ties); confident: strict where float p >= 0.5;
+  float top-1 class (uint8 outputs make exact ties; the default float output ties where its
+  int8 logits do); confident: strict where float p >= 0.5;
   in top-5: float top-1 inside int8 top-5; unseen: strict on the held-out photos' crops alone;
   size: of the fp32 .tflite; latency: median XNNPACK latency / plain int8 (ptq), interleaved;
   recipe s: the recipe's own time; convert s: the whole int8 conversion.
@@ -199,7 +200,8 @@ def main() -> None:
             print(f"{close} of the {len(ref)} inputs have float top-1 and top-2 probabilities closer "
                   "than 1/256 (the uint8 output's step): int8 mostly ties or swaps them. The float "
                   f"model's own outputs rounded to that step agree on {cap:.1%} strict: the cap of "
-                  "a uint8 output")
+                  "a uint8 output (full-integer rows; the default's float32 output, a float "
+                  "softmax on int8 logits, is not held to it)")
             rows, plain = [], None
             # (recipe, calibration folder's seed or None for the default set, keep_float)
             runs = [(r, seed, "none") for r in args.recipes for seed in folders]  # all int8

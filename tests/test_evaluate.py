@@ -60,7 +60,7 @@ def labelled_csv(tmp_path_factory, photos):
 
 def plain_litert(model_path: str, paths: list[str]) -> np.ndarray:
     """Probabilities from ai_edge_litert's Interpreter, hand-written I/O: raw pixels in (uint8
-    for the Lite int8 model, float32 for fp32), uint8 output dequantised by hand."""
+    for the Lite int8 models, float32 for fp32), a uint8 output dequantised by hand."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edge.variants import preprocess_spec
@@ -79,55 +79,65 @@ def plain_litert(model_path: str, paths: list[str]) -> np.ndarray:
     return np.array(rows)
 
 
-def test_numbers_equal_a_plain_litert_loop(converted, labelled_csv, tmp_path, capsys):
+def test_numbers_equal_a_plain_litert_loop(converted, full_int8, labelled_csv, tmp_path, capsys):
+    """Two candidates: the default int8 model (float32 output: a float softmax on int8 logits)
+    and a full-integer one (uint8 output, which has a floor and a cap)."""
     int8, fp32 = converted["int8"][0], converted["fp32"][0]
     out = tmp_path / "eval.json"
-    rc = main([int8, "--reference", fp32, "--images", str(labelled_csv), "--json", str(out),
-               "--quiet", "--confident", "0.5"])
+    rc = main([int8, full_int8, "--reference", fp32, "--images", str(labelled_csv), "--json",
+               str(out), "--quiet", "--confident", "0.5"])
     assert rc == 0
     err = capsys.readouterr().err
     assert len([ln for ln in err.splitlines() if "broken.jpg" in ln]) == 1  # listed once, skipped
     res = json.loads(out.read_text())
-    s = res["summary"]["candidates"][0]
-    assert s["images"] == 10 and res["images"]["failed"][0][0] == "img/broken.jpg"
+    assert res["images"]["failed"][0][0] == "img/broken.jpg"
 
     rows = list(csv.reader(open(labelled_csv)))[1:-1]  # all but broken.jpg
     paths = [str(labelled_csv.parent / r[0]) for r in rows]
     labels = [int(r[1]) if r[1] else None for r in rows]
-    p, q = plain_litert(fp32, paths), plain_litert(int8, paths)
+    p = plain_litert(fp32, paths)
     ref1 = p.argmax(1)
-    cand1 = q.argmax(1)  # numpy argmax: the first (lowest) index among ties
-    order = np.argsort(-q, axis=1, kind="stable")[:, :5]
     ref_order = np.argsort(-p, axis=1, kind="stable")[:, :5]
     lab = [i for i, v in enumerate(labels) if v is not None]
-    assert s["labelled"] == len(lab) == 9
-    assert s["top1"] == np.mean([cand1[i] == labels[i] for i in lab])
-    assert s["top5"] == np.mean([labels[i] in order[i] for i in lab])
     r = res["summary"]["reference"]
     assert r["top1"] == np.mean([ref1[i] == labels[i] for i in lab])
     assert r["top5"] == np.mean([labels[i] in ref_order[i] for i in lab])
-    assert s["agree"] == np.mean(cand1 == ref1)
-    ties = q[np.arange(len(q)), ref1] == q.max(1)
-    assert s["agree_ties"] == np.mean((cand1 == ref1) | ties)
-    conf = p.max(1) >= 0.5
-    assert s["confident"] == conf.sum() and s["confident_agree"] == np.mean((cand1 == ref1)[conf])
-    assert s["ref_in_top5"] == np.mean([ref1[i] in order[i] for i in range(len(q))])
+    assert r["ms_mean"] > 0
 
     def kl(a, b, eps=1e-6):  # the documented formula, written out again
         a, b = a / a.sum(), b / b.sum()
         a, b = (a + eps) / (1 + a.size * eps), (b + eps) / (1 + b.size * eps)
         return np.sum(a * np.log(a / b))
-    assert s["kl_mean"] == pytest.approx(np.mean([kl(a, b) for a, b in zip(p, q)]), rel=1e-9)
-    # The floor and the cap: the reference's own probabilities on the uint8 grid, its KL and its
-    # argmax (lower index on ties).
-    grid = np.clip(np.rint(p * 256), 0, 255) / 256
-    floor = np.mean([kl(a, g) for a, g in zip(p, grid)])
-    assert s["kl_floor"] == pytest.approx(floor, rel=1e-9)
-    assert s["agree_cap"] == np.mean(grid.argmax(1) == ref1)
-    assert s["ms_mean"] > 0 and r["ms_mean"] > 0
-    # Per-image records hold the same top-5 the plain loop found.
-    for rec, o in zip(res["records"], order):
-        assert rec["cand"][0]["top"][0] == list(o)
+
+    for k, (path, uint8_out) in enumerate(((int8, False), (full_int8, True))):
+        s = res["summary"]["candidates"][k]
+        assert s["images"] == 10
+        q = plain_litert(path, paths)
+        cand1 = q.argmax(1)  # numpy argmax: the first (lowest) index among ties
+        order = np.argsort(-q, axis=1, kind="stable")[:, :5]
+        assert s["labelled"] == len(lab) == 9
+        assert s["top1"] == np.mean([cand1[i] == labels[i] for i in lab])
+        assert s["top5"] == np.mean([labels[i] in order[i] for i in lab])
+        assert s["agree"] == np.mean(cand1 == ref1)
+        ties = q[np.arange(len(q)), ref1] == q.max(1)
+        assert s["agree_ties"] == np.mean((cand1 == ref1) | ties)
+        conf = p.max(1) >= 0.5
+        assert s["confident"] == conf.sum() and s["confident_agree"] == np.mean((cand1 == ref1)[conf])
+        assert s["ref_in_top5"] == np.mean([ref1[i] in order[i] for i in range(len(q))])
+        assert s["kl_mean"] == pytest.approx(np.mean([kl(a, b) for a, b in zip(p, q)]), rel=1e-9)
+        assert s["ms_mean"] > 0
+        if uint8_out:
+            # The floor and the cap: the reference's own probabilities on the uint8 grid, its KL
+            # and its argmax (lower index on ties).
+            grid = np.clip(np.rint(p * 256), 0, 255) / 256
+            floor = np.mean([kl(a, g) for a, g in zip(p, grid)])
+            assert s["kl_floor"] == pytest.approx(floor, rel=1e-9)
+            assert s["agree_cap"] == np.mean(grid.argmax(1) == ref1)
+        else:  # a float output has no grid to round the reference to
+            assert s["kl_floor"] is None and s["agree_cap"] is None
+        # Per-image records hold the same top-5 the plain loop found.
+        for rec, o in zip(res["records"], order):
+            assert rec["cand"][k]["top"][0] == list(o)
 
 
 def test_shards_merge_to_exactly_the_unsharded_run(converted, labelled_csv, tmp_path, capsys):
